@@ -1,0 +1,209 @@
+//! Child processes that cannot outlive the test process, plus the small pieces of
+//! plumbing the components need: free loopback ports, log tails and plain HTTP probes.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+type SpawnRequest = (Command, Sender<io::Result<Child>>);
+
+/// Spawns `command` from one long-lived thread.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the
+/// process. Test threads come and go, so every child is forked by a thread that lives
+/// as long as the process: the children then die exactly when the test process does,
+/// even on panic=abort or SIGKILL.
+fn spawn_from_spawner_thread(command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("pave-testenv-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("the OS refused to start the pave-testenv spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let sent = spawner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send((command, reply_tx));
+    let gone = || io::Error::other("the pave-testenv spawner thread is gone");
+    sent.map_err(|_| gone())?;
+    reply_rx.recv().map_err(|_| gone())?
+}
+
+/// One started component: its child process and the log its stdout and stderr go to.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pub name: &'static str,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, mut command: Command, log: &Path) -> io::Result<Self> {
+        let out = File::create(log)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                // A terminal's Ctrl-C goes to the whole foreground group; keeping the
+                // children out of it lets the owner stop them in order.
+                libc::setpgid(0, 0);
+                Ok(())
+            });
+        }
+        let child = spawn_from_spawner_thread(command)?;
+        Ok(Self {
+            name,
+            log: log.to_owned(),
+            child,
+        })
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub fn tail(&self, lines: usize) -> String {
+        tail(&self.log, lines)
+    }
+}
+
+/// Stops every process: SIGTERM to all at once, a short grace period, then SIGKILL,
+/// and reaps each so none is left as a zombie.
+pub(crate) fn stop_all(processes: &mut [Process], grace: Duration) {
+    for p in processes.iter_mut() {
+        if p.exited().is_none() {
+            // SAFETY: plain kill(2) on a child we have not reaped yet.
+            unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && processes.iter_mut().any(|p| p.exited().is_none()) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for p in processes.iter_mut() {
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+}
+
+/// `n` distinct free ports on 127.0.0.1. The listeners are held until all are picked so
+/// the same port is not handed out twice; another process may still take one before
+/// the component binds it, which callers handle by retrying.
+pub(crate) fn free_ports<const N: usize>() -> io::Result<[u16; N]> {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<_>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+/// The last `lines` lines of a log file; only its end is read, since an apiserver log
+/// can grow large.
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(256 * 1024)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A minimal HTTP/1.0 request to a loopback port; returns the status code and body.
+/// Enough for etcd's and moto's plain-HTTP endpoints without an HTTP client crate.
+pub(crate) fn http(method: &str, port: u16, path: &str, body: &str) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("not an HTTP response: {:.80}", response)))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let [a, b, c] = free_ports::<3>().unwrap();
+        assert!(a != b && b != c && a != c);
+        TcpListener::bind(("127.0.0.1", a)).expect("a picked port is free again");
+    }
+
+    #[test]
+    fn tail_returns_the_last_lines() {
+        let path = std::env::temp_dir().join(format!("pave-testenv-tail-{}", std::process::id()));
+        std::fs::write(&path, "one\ntwo\nthree\nfour\n").unwrap();
+        assert_eq!(tail(&path, 2), "three\nfour");
+        assert_eq!(tail(&path, 10), "one\ntwo\nthree\nfour");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(tail(&path, 2), "");
+    }
+
+    #[test]
+    fn children_are_spawned_and_stopped() {
+        let log = std::env::temp_dir().join(format!("pave-testenv-child-{}.log", std::process::id()));
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; exec sleep 600"]);
+        let mut processes = [Process::spawn("sleeper", cmd, &log).unwrap()];
+        thread::sleep(Duration::from_millis(200));
+        assert!(processes[0].exited().is_none());
+        let started = Instant::now();
+        stop_all(&mut processes, Duration::from_secs(5));
+        assert!(processes[0].exited().is_some());
+        assert!(started.elapsed() < Duration::from_secs(4), "SIGTERM should stop sleep at once");
+        assert_eq!(processes[0].tail(5), "started");
+        std::fs::remove_file(&log).unwrap();
+    }
+}
