@@ -1,1 +1,724 @@
+//! pave's test bed: a real local Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager with the garbage collector and namespace controllers) and
+//! moto's AWS server, started on free loopback ports the way controller-runtime's
+//! envtest does it. Shared by the integration tests, the benchmarks and `make demo`.
+//!
+//! ```no_run
+//! let env = pave_testenv::TestEnv::shared();
+//! let ns = env.namespace("demo");
+//! let status = env.kubectl().args(["create", "configmap", "x", "-n", &ns]).status().unwrap();
+//! assert!(status.success());
+//! ```
 
+mod pki;
+mod process;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+use std::{env, fs, io, thread};
+
+use pki::Pki;
+use process::{Process, free_ports, http, stop_all};
+
+const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-testbed.sh");
+const INSTALL_MOTO_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-moto.sh");
+const REPO_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
+const STATE_DIR_PREFIX: &str = "pave-testenv-";
+/// Marks a state dir that must survive its owner (Options::keep_state_dir).
+const KEEP_MARKER: &str = ".keep";
+
+/// Everything that can go wrong while starting or using the test bed. Each message
+/// says what failed and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A binary or tool is missing and could not be built or installed; the message
+    /// comes from the build script and already says what to do.
+    #[error("{0}")]
+    Prerequisite(String),
+    #[error("could not {action}: {source} (check that the path exists and is writable)")]
+    Io {
+        action: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{component} exited during start ({status}); the last lines of {log}:\n{tail}\n\
+         fix the cause shown there and run again"
+    )]
+    Exited {
+        component: &'static str,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error(
+        "{component} was not ready within {}s (last check: {problem}); the last lines of {log}:\n{tail}\n\
+         if the machine is busy, run fewer tests at once and run again",
+        .waited.as_secs()
+    )]
+    NotReady {
+        component: &'static str,
+        waited: Duration,
+        problem: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("`kubectl {args}` failed: {stderr}")]
+    Kubectl { args: String, stderr: String },
+    #[error("generating the test bed's certificates failed: {0} (a bug in pave-testenv: report it)")]
+    Certificates(#[from] rcgen::Error),
+    #[error("building a kube client from {path} failed: {message}")]
+    Client { path: PathBuf, message: String },
+    #[error("moto at {endpoint} failed to {action}: {message}")]
+    Moto {
+        endpoint: String,
+        action: &'static str,
+        message: String,
+    },
+}
+
+fn io_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Io { action, source }
+}
+
+/// How to start a [`TestEnv`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// CustomResourceDefinition manifests (`*.yaml`, `*.yml`, `*.json`) installed before
+    /// kube-controller-manager starts, because its garbage collector reads discovery
+    /// only every 30 s. A directory without manifests is fine.
+    pub crd_dir: Option<PathBuf>,
+    /// Where certificates, the kubeconfig, etcd's data and the logs go; a fresh
+    /// directory under the system temp dir when unset.
+    pub state_dir: Option<PathBuf>,
+    /// Leave the state dir behind on drop (it is always left behind when start fails,
+    /// so its logs can be read).
+    pub keep_state_dir: bool,
+}
+
+/// A running test bed. Dropping it stops every process and removes its state dir.
+#[derive(Debug)]
+pub struct TestEnv {
+    bin_dir: PathBuf,
+    state_dir: PathBuf,
+    kubeconfig: PathBuf,
+    moto_port: u16,
+    keep_state_dir: bool,
+    /// Whether start created the state dir; one given by the caller that already
+    /// existed is never removed as a whole, only what start put in it.
+    created_state_dir: bool,
+    processes: Vec<Process>,
+}
+
+impl TestEnv {
+    /// Starts etcd, kube-apiserver, the CRDs, kube-controller-manager and moto, in that
+    /// order, and returns once each is ready. Blocks; builds or installs what is
+    /// missing first (`PAVE_TESTBED_BIN` and `PAVE_MOTO_SERVER` skip that).
+    pub fn start(options: Options) -> Result<Self, Error> {
+        let bin_dir = match env::var_os("PAVE_TESTBED_BIN") {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(run_script(BUILD_SCRIPT, &["control-plane"])?),
+        };
+        for bin in ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] {
+            if !bin_dir.join(bin).is_file() {
+                return Err(Error::Prerequisite(format!(
+                    "{bin} is missing from {}: unset PAVE_TESTBED_BIN, or run {BUILD_SCRIPT} control-plane",
+                    bin_dir.display()
+                )));
+            }
+        }
+        let moto_server = match env::var_os("PAVE_MOTO_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => PathBuf::from(run_script(INSTALL_MOTO_SCRIPT, &[])?),
+        };
+
+        let state_dir = match &options.state_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                remove_abandoned_state_dirs();
+                env::temp_dir().join(format!("{STATE_DIR_PREFIX}{}-{}", std::process::id(), random_suffix()))
+            }
+        };
+        let created_state_dir = !state_dir.exists();
+        fs::create_dir_all(state_dir.join("pki")).map_err(io_error(format!("create {}", state_dir.display())))?;
+        if options.keep_state_dir {
+            fs::write(state_dir.join(KEEP_MARKER), "").map_err(io_error("mark the state dir as kept"))?;
+        }
+        let mut env = TestEnv {
+            bin_dir,
+            kubeconfig: state_dir.join("kubeconfig"),
+            state_dir,
+            moto_port: 0,
+            keep_state_dir: options.keep_state_dir,
+            created_state_dir,
+            processes: Vec::new(),
+        };
+        // On failure, drop stops whatever did start; the logs stay for reading.
+        env.boot(&options, &moto_server).inspect_err(|_| env.keep_state_dir = true)?;
+        Ok(env)
+    }
+
+    fn boot(&mut self, options: &Options, moto_server: &Path) -> Result<(), Error> {
+        let pki = Pki::generate()?;
+        for (file, pem) in [
+            ("ca.crt", &pki.ca_cert),
+            ("apiserver.crt", &pki.serving_cert),
+            ("apiserver.key", &pki.serving_key),
+            ("service-account.key", &pki.service_account_key),
+        ] {
+            fs::write(self.state_dir.join("pki").join(file), pem).map_err(io_error(format!("write pki/{file}")))?;
+        }
+        // moto takes a few seconds to import; let it do so while the control plane starts.
+        let mut early_moto = Some(self.spawn_moto(moto_server)?);
+        let etcd_port = self.with_port_retries(Self::start_etcd)?;
+        let apiserver_port = self.with_port_retries(|env| env.start_apiserver(etcd_port, &pki))?;
+        self.write_env_file(apiserver_port)?;
+        if let Some(dir) = &options.crd_dir {
+            self.install_crds(dir)?;
+        }
+        self.start_controller_manager()?;
+        self.moto_port = self.with_port_retries(|env| {
+            let port = match early_moto.take() {
+                Some(port) => port,
+                None => env.spawn_moto(moto_server)?,
+            };
+            env.wait_for_moto(port)?;
+            Ok(port)
+        })?;
+        self.write_env_file(apiserver_port)
+    }
+
+    /// Another process can take a picked port before the component binds it; then the
+    /// component exits and is started again on new ports.
+    fn with_port_retries<T>(&mut self, mut start: impl FnMut(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        for attempt in 1.. {
+            match start(self) {
+                Err(Error::Exited { component, tail, .. }) if attempt < 3 && tail.contains("address already in use") => {
+                    self.processes.retain(|p| p.name != component);
+                }
+                result => return result,
+            }
+        }
+        unreachable!()
+    }
+
+    fn start_etcd(&mut self) -> Result<u16, Error> {
+        let [client, peer] = free_ports().map_err(io_error("pick free ports for etcd"))?;
+        let data_dir = self.state_dir.join("etcd-data");
+        // A failed attempt leaves a member with the old peer URL behind.
+        let _ = fs::remove_dir_all(&data_dir);
+        let (client_url, peer_url) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+        let mut cmd = Command::new(self.bin_dir.join("etcd"));
+        cmd.arg("--name=default")
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=default={peer_url}"))
+            .arg("--unsafe-no-fsync=true")
+            .arg(format!("--quota-backend-bytes={}", 8u64 << 30));
+        self.spawn("etcd", cmd)?;
+        self.wait_until("etcd", Duration::from_secs(30), |_| match http("GET", client, "/health", "") {
+            Ok((200, _)) => Ok(()),
+            Ok((status, body)) => Err(format!("GET /health answered {status}: {body}")),
+            Err(e) => Err(format!("GET /health: {e}")),
+        })?;
+        Ok(client)
+    }
+
+    fn start_apiserver(&mut self, etcd_port: u16, pki: &Pki) -> Result<u16, Error> {
+        let [port] = free_ports().map_err(io_error("pick a free port for kube-apiserver"))?;
+        let server = format!("https://127.0.0.1:{port}");
+        let kubeconfig = pki::render_kubeconfig(&server, &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
+        fs::write(&self.kubeconfig, kubeconfig).map_err(io_error("write the admin kubeconfig"))?;
+        let pki_dir = self.state_dir.join("pki");
+        let pki_file = |name: &str| pki_dir.join(name).display().to_string();
+        let mut cmd = Command::new(self.bin_dir.join("kube-apiserver"));
+        cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--cert-dir={}", self.state_dir.join("apiserver-certs").display()))
+            .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
+            .arg(format!("--tls-private-key-file={}", pki_file("apiserver.key")))
+            .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
+            .arg(format!("--secure-port={port}"))
+            .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+            .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24"])
+            .arg("--allow-privileged=true")
+            // No controller here creates default service accounts for pods to use.
+            .arg("--disable-admission-plugins=ServiceAccount")
+            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+            .arg(format!("--service-account-key-file={}", pki_file("service-account.key")))
+            .arg(format!("--service-account-signing-key-file={}", pki_file("service-account.key")));
+        self.spawn("kube-apiserver", cmd)?;
+        self.wait_until("kube-apiserver", Duration::from_secs(90), |env| {
+            env.run_kubectl(&["--request-timeout=5s", "get", "--raw", "/readyz"])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        self.wait_until("kube-apiserver", Duration::from_secs(30), |env| {
+            env.run_kubectl(&["--request-timeout=5s", "get", "namespace", "default"])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(port)
+    }
+
+    fn install_crds(&mut self, dir: &Path) -> Result<(), Error> {
+        let entries = fs::read_dir(dir).map_err(io_error(format!("read the CRD directory {}", dir.display())))?;
+        let has_manifests = entries
+            .filter_map(Result::ok)
+            .any(|e| matches!(e.path().extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json")));
+        if !has_manifests {
+            return Ok(());
+        }
+        let dir = dir.to_string_lossy();
+        self.run_kubectl(&["apply", "--server-side", "-f", &dir])?;
+        // Envtest's readiness rule: every plural of every served version is in
+        // discovery (Established alone does not mean clients can use it yet).
+        let applied: serde_json::Value = serde_json::from_str(&self.run_kubectl(&["get", "-f", &dir, "-o", "json"])?)
+            .map_err(|e| Error::Kubectl {
+                args: format!("get -f {dir} -o json"),
+                stderr: format!("unparseable output: {e}"),
+            })?;
+        let expected = served_resources(&applied);
+        self.wait_until("kube-apiserver", Duration::from_secs(30), |env| {
+            for (group_version, plural) in &expected {
+                let discovery = env
+                    .run_kubectl(&["get", "--raw", &format!("/apis/{group_version}")])
+                    .map_err(|e| e.to_string())?;
+                let listed = serde_json::from_str::<serde_json::Value>(&discovery)
+                    .ok()
+                    .and_then(|d| d["resources"].as_array().cloned())
+                    .is_some_and(|rs| rs.iter().any(|r| r["name"] == plural.as_str()));
+                if !listed {
+                    return Err(format!("{plural} is not yet served at /apis/{group_version}"));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn start_controller_manager(&mut self) -> Result<(), Error> {
+        let mut cmd = Command::new(self.bin_dir.join("kube-controller-manager"));
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg("--controllers=garbage-collector-controller,namespace-controller")
+            .args(["--leader-elect=false", "--use-service-account-credentials=false"])
+            // No serving port: nothing scrapes it, and it would need delegated authn.
+            .arg("--secure-port=0");
+        self.spawn("kube-controller-manager", cmd)?;
+        let log = self.state_dir.join("kube-controller-manager.log");
+        // It has no health endpoint without a port; the garbage collector logs this
+        // once its informers cover every resource, which is what tests rely on.
+        self.wait_until("kube-controller-manager", Duration::from_secs(60), |_| {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if let Some(fatal) = text.lines().find(|l| is_fatal_log_line(l)) {
+                return Err(format!("fatal: {fatal}"));
+            }
+            if text.contains("All resource monitors have synced") {
+                Ok(())
+            } else {
+                Err("the garbage collector has not synced yet".into())
+            }
+        })
+    }
+
+    fn spawn_moto(&mut self, moto_server: &Path) -> Result<u16, Error> {
+        let [port] = free_ports().map_err(io_error("pick a free port for moto"))?;
+        let mut cmd = Command::new(moto_server);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        self.spawn("moto", cmd)?;
+        Ok(port)
+    }
+
+    fn wait_for_moto(&mut self, port: u16) -> Result<(), Error> {
+        self.wait_until("moto", Duration::from_secs(60), |_| match http("GET", port, "/moto-api/", "") {
+            Ok((200, _)) => Ok(()),
+            Ok((status, _)) => Err(format!("GET /moto-api/ answered {status}")),
+            Err(e) => Err(format!("GET /moto-api/: {e}")),
+        })
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: Command) -> Result<(), Error> {
+        let log = self.state_dir.join(format!("{name}.log"));
+        let process = Process::spawn(name, cmd, &log).map_err(io_error(format!("start {name}")))?;
+        self.processes.push(process);
+        Ok(())
+    }
+
+    /// Polls `probe` until it succeeds; fails early when the component exits and with
+    /// the probe's last complaint when `within` runs out.
+    fn wait_until(
+        &mut self,
+        component: &'static str,
+        within: Duration,
+        mut probe: impl FnMut(&Self) -> Result<(), String>,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        loop {
+            let problem = match probe(self) {
+                Ok(()) => return Ok(()),
+                Err(problem) => problem,
+            };
+            let process = self
+                .processes
+                .iter_mut()
+                .rev()
+                .find(|p| p.name == component)
+                .expect("wait_until is called for a started component");
+            if let Some(status) = process.exited() {
+                return Err(Error::Exited {
+                    component,
+                    status: status.to_string(),
+                    log: process.log.clone(),
+                    tail: process.tail(20),
+                });
+            }
+            if started.elapsed() >= within {
+                return Err(Error::NotReady {
+                    component,
+                    waited: within,
+                    problem,
+                    log: process.log.clone(),
+                    tail: process.tail(20),
+                });
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn write_env_file(&self, apiserver_port: u16) -> Result<(), Error> {
+        let mut text = format!(
+            "# source this file to use the pave test bed\nexport KUBECONFIG='{}'\nexport PAVE_TESTBED_BIN='{}'\n",
+            self.kubeconfig.display(),
+            self.bin_dir.display()
+        );
+        if self.moto_port != 0 {
+            text += &format!("export AWS_ENDPOINT_URL='{}'\n", self.moto_endpoint());
+        }
+        text += &format!("# kube-apiserver: https://127.0.0.1:{apiserver_port}\n");
+        fs::write(self.env_file(), text).map_err(io_error("write the env file"))
+    }
+
+    /// The test bed started on first use and shared by every test in this binary, with
+    /// the repository's `crds/` installed. Panics with the start error, in every test
+    /// that uses it, when it cannot start.
+    pub fn shared() -> &'static TestEnv {
+        static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+        let started = SHARED.get_or_init(|| {
+            let options = Options {
+                crd_dir: Some(PathBuf::from(REPO_CRDS)),
+                ..Options::default()
+            };
+            TestEnv::start(options).map_err(|e| e.to_string())
+        });
+        match started {
+            Ok(env) => env,
+            Err(message) => panic!("the shared pave test bed did not start: {message}"),
+        }
+    }
+
+    /// The admin kubeconfig (client certificate in `system:masters`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A shell-sourceable file exporting `KUBECONFIG`, `AWS_ENDPOINT_URL` and
+    /// `PAVE_TESTBED_BIN`.
+    pub fn env_file(&self) -> PathBuf {
+        self.state_dir.join("env")
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Where etcd, kube-apiserver, kube-controller-manager and kubectl are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// The real kubectl, pointed at this environment.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("kubectl"));
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            // Keeps discovery caches of throwaway clusters out of ~/.kube.
+            .arg(format!("--cache-dir={}", self.state_dir.join("kubectl-cache").display()));
+        cmd
+    }
+
+    /// Runs kubectl with `args` and returns its stdout, or its stderr as the error.
+    pub fn run_kubectl(&self, args: &[&str]) -> Result<String, Error> {
+        let output = self
+            .kubectl()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_error(format!("run {}/kubectl", self.bin_dir.display())))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(Error::Kubectl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// A new client for this environment. Each call builds its own, since every
+    /// `#[tokio::test]` has its own runtime and a client must not outlive it.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let failed = |message: String| Error::Client {
+            path: self.kubeconfig.clone(),
+            message,
+        };
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| failed(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
+    }
+
+    /// moto's endpoint, for `AWS_ENDPOINT_URL` or aws-config's `endpoint_url`.
+    pub fn moto_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.moto_port)
+    }
+
+    /// Forgets every AWS resource moto holds.
+    pub fn reset_moto(&self) -> Result<(), Error> {
+        let failed = |message: String| Error::Moto {
+            endpoint: self.moto_endpoint(),
+            action: "reset (POST /moto-api/reset)",
+            message,
+        };
+        match http("POST", self.moto_port, "/moto-api/reset", "") {
+            Ok((200, _)) => Ok(()),
+            Ok((status, body)) => Err(failed(format!("answered {status}: {body}"))),
+            Err(e) => Err(failed(format!("{e}; its log is {}", self.state_dir.join("moto.log").display()))),
+        }
+    }
+
+    /// The last `lines` lines of every component's log, each headed by its name.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        self.processes
+            .iter()
+            .map(|p| format!("==> {} ({}) <==\n{}\n", p.name, p.log.display(), p.tail(lines)))
+            .collect()
+    }
+
+    /// Fails if a component has exited since it started (for long-running users such
+    /// as `pave-testenv up`).
+    pub fn check_running(&mut self) -> Result<(), Error> {
+        for p in &mut self.processes {
+            if let Some(status) = p.exited() {
+                return Err(Error::Exited {
+                    component: p.name,
+                    status: status.to_string(),
+                    log: p.log.clone(),
+                    tail: p.tail(20),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh namespace `PREFIX-<random>`, deleted when the returned guard drops.
+    /// Panics if it cannot be created: this is for tests.
+    pub fn namespace(&self, prefix: &str) -> TestNamespace<'_> {
+        let name = format!("{prefix}-{}", random_suffix());
+        if let Err(e) = self.run_kubectl(&["create", "namespace", &name]) {
+            panic!("creating test namespace {name} failed: {e}\n{}", self.logs_tail(30));
+        }
+        TestNamespace { env: self, name }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Reverse start order would be nicer but each component copes with the
+        // others going away, and stopping them together is faster.
+        stop_all(&mut self.processes, Duration::from_secs(5));
+        if self.keep_state_dir {
+            return;
+        }
+        if self.created_state_dir {
+            let _ = fs::remove_dir_all(&self.state_dir);
+            return;
+        }
+        let logs = self.processes.iter().map(|p| p.log.clone());
+        let dirs = ["pki", "etcd-data", "apiserver-certs", "kubectl-cache"].map(|d| self.state_dir.join(d));
+        for dir in dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+        for file in logs.chain([self.kubeconfig.clone(), self.env_file()]) {
+            let _ = fs::remove_file(file);
+        }
+    }
+}
+
+/// A namespace for one test. Derefs to its name. Dropping it deletes the namespace
+/// without waiting; when the test is panicking it first prints the control plane's
+/// recent logs, so a failing test shows what the cluster did.
+#[derive(Debug)]
+pub struct TestNamespace<'a> {
+    env: &'a TestEnv,
+    name: String,
+}
+
+impl TestNamespace<'_> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::ops::Deref for TestNamespace<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AsRef<str> for TestNamespace<'_> {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestNamespace<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "---- pave test bed logs (test namespace {}) ----\n{}",
+                self.name,
+                self.env.logs_tail(60)
+            );
+        }
+        let _ = self.env.run_kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// Runs one of the scripts and returns the path it prints. Its progress lines are
+/// passed on to stderr as they come, since a cold build takes many minutes.
+fn run_script(script: &str, args: &[&str]) -> Result<String, Error> {
+    let mut child = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io_error(format!("run {script} (is bash installed?)")))?;
+    let mut last_line = String::new();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let _ = writeln!(io::stderr(), "{line}");
+        last_line = line;
+    }
+    let output = child.wait_with_output().map_err(io_error(format!("run {script}")))?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || path.is_empty() {
+        return Err(Error::Prerequisite(if last_line.is_empty() {
+            format!("{script} {} failed ({}): run it by hand to see why", args.join(" "), output.status)
+        } else {
+            last_line
+        }));
+    }
+    Ok(path)
+}
+
+/// `(group/version, plural)` for every served version of every CRD in a `kubectl get
+/// -o json` answer (one object or a List).
+fn served_resources(objects: &serde_json::Value) -> Vec<(String, String)> {
+    let items = match objects["items"].as_array() {
+        Some(items) => items.iter().collect(),
+        None => vec![objects],
+    };
+    let mut resources = Vec::new();
+    for crd in items.into_iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let spec = &crd["spec"];
+        let (Some(group), Some(plural)) = (spec["group"].as_str(), spec["names"]["plural"].as_str()) else {
+            continue;
+        };
+        for version in spec["versions"].as_array().into_iter().flatten() {
+            if let (Some(name), true) = (version["name"].as_str(), version["served"] == true) {
+                resources.push((format!("{group}/{name}"), plural.to_owned()));
+            }
+        }
+    }
+    resources
+}
+
+/// klog's fatal lines (`F1126 14:00:00.000000 ...`) and cobra's flag errors.
+fn is_fatal_log_line(line: &str) -> bool {
+    let klog_fatal = line.starts_with('F') && line[1..].starts_with(|c: char| c.is_ascii_digit());
+    klog_fatal || line.starts_with("Error: ") || line.starts_with("unknown flag")
+}
+
+fn random_suffix() -> String {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:08x}", hasher.finish() as u32)
+}
+
+/// A shared test bed is never dropped (statics are not), so its state dir outlives
+/// the test binary; the next start removes those whose process is gone.
+fn remove_abandoned_state_dirs() {
+    let Ok(entries) = fs::read_dir(env::temp_dir()) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STATE_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if !Path::new(&format!("/proc/{pid}")).exists() && !path.join(KEEP_MARKER).exists() && path.is_dir() {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_resources_lists_only_served_versions_of_crds() {
+        let list = serde_json::json!({"kind": "List", "items": [
+            {"kind": "CustomResourceDefinition", "spec": {"group": "platform.pave.dev",
+              "names": {"plural": "components"},
+              "versions": [{"name": "v1alpha1", "served": true}, {"name": "v1alpha0", "served": false}]}},
+            {"kind": "ConfigMap", "spec": {}}
+        ]});
+        assert_eq!(
+            served_resources(&list),
+            vec![("platform.pave.dev/v1alpha1".to_owned(), "components".to_owned())]
+        );
+        let single = serde_json::json!({"kind": "CustomResourceDefinition", "spec": {"group": "g.dev",
+            "names": {"plural": "things"}, "versions": [{"name": "v1", "served": true}]}});
+        assert_eq!(served_resources(&single), vec![("g.dev/v1".to_owned(), "things".to_owned())]);
+    }
+
+    #[test]
+    fn fatal_lines_are_recognised() {
+        assert!(is_fatal_log_line("F1126 14:00:00.000000    1 server.go:1] error: boom"));
+        assert!(is_fatal_log_line("Error: unknown flag: --nope"));
+        assert!(!is_fatal_log_line("I1126 14:00:00.000000    1 gc.go:1] Fine"));
+        assert!(!is_fatal_log_line("Failed to do a thing, retrying"));
+    }
+
+    #[test]
+    fn random_suffixes_are_dns_labels_and_differ() {
+        let (a, b) = (random_suffix(), random_suffix());
+        assert_ne!(a, b);
+        assert!(a.len() == 8 && a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+}

@@ -1,0 +1,333 @@
+//! What the three controllers share: the run loop around kube-runtime's `Controller`,
+//! the guard against malformed objects, status writes that happen only on change,
+//! metrics and per-object retry backoff.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use pave_api::conditions::{self, READY, Status};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, backoff};
+use crate::http::Readiness;
+use crate::metrics::Metrics;
+
+/// Resolves once when the operator is asked to stop; every task holds a clone.
+pub type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
+
+/// What the controllers have in common, created once by `lib::run`.
+#[derive(Clone)]
+pub struct Shared {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub shutdown: ShutdownSignal,
+}
+
+/// A pave kind whose status carries `observedGeneration` and `conditions`.
+pub trait Observed {
+    /// The current `status.observedGeneration` and `status.conditions`.
+    fn observed(&self) -> (Option<i64>, &[Condition]);
+}
+
+/// The reconcile context of one controller.
+pub struct Context {
+    pub client: Client,
+    /// The controller's identity: field manager, event reporter and metrics label.
+    pub name: &'static str,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    /// Consecutive transient failures per object, reset by a successful reconcile.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// The typed object, or, for one that does not match pave's types, a warning in
+    /// the log and an Event on the object, and an error that waits for a change.
+    pub async fn accept<'a, K>(&self, obj: &'a DeserializeGuard<K>) -> Result<&'a K, Error>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let invalid = match &obj.0 {
+            Ok(typed) => return Ok(typed),
+            Err(invalid) => invalid,
+        };
+        let error = Error::InvalidObject {
+            object: describe(obj),
+            reason: invalid.error.clone(),
+        };
+        warn!(controller = self.name, %error, "skipping an object pave cannot read");
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "InvalidObject".into(),
+            // The API server rejects notes over 1 KiB.
+            note: Some(error.to_string().chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        // Best effort: the warning above is already the record of the problem.
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(controller = self.name, error = %e, "cannot publish an event");
+        }
+        Err(error)
+    }
+
+    /// Applies the wanted conditions and `observedGeneration` to `obj`'s status with
+    /// this controller's field manager, unless they are already there. Returns whether
+    /// it wrote.
+    pub async fn write_status<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        wanted: Vec<Condition>,
+    ) -> Result<bool, Error>
+    where
+        K: Resource<DynamicType = ()> + Observed + Clone + DeserializeOwned + Debug,
+    {
+        let (observed_generation, current) = obj.observed();
+        let generation = obj.meta().generation;
+        let Some(status) = status_patch(observed_generation, current, generation, wanted) else {
+            debug!(controller = self.name, object = %describe(obj), "status unchanged");
+            return Ok(false);
+        };
+        let body = StatusApply {
+            api_version: &K::api_version(&()),
+            kind: &K::kind(&()),
+            status,
+        };
+        let params = PatchParams::apply(self.name).force();
+        api.patch_status(&obj.name_any(), &params, &Patch::Apply(&body))
+            .await
+            .map_err(|source| Error::WriteStatus {
+                object: describe(obj),
+                source,
+            })?;
+        self.metrics.status_written(self.name);
+        info!(controller = self.name, object = %describe(obj), generation, "status written");
+        Ok(true)
+    }
+}
+
+/// The part of status one controller owns, as sent with server-side apply.
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusPatch {
+    pub observed_generation: Option<i64>,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: StatusPatch,
+}
+
+/// The status patch that brings `current` to `wanted` at `generation`, or `None` when
+/// nothing would change. A condition whose status is the same keeps its earlier
+/// `lastTransitionTime` (see `conditions::set`), so recomputing the same answer later
+/// is not a change. Only the wanted condition types are sent: conditions other
+/// field managers own stay theirs.
+pub fn status_patch(
+    observed_generation: Option<i64>,
+    current: &[Condition],
+    generation: Option<i64>,
+    wanted: Vec<Condition>,
+) -> Option<StatusPatch> {
+    // `conditions::set` sorts by type; the API server keeps whatever order the
+    // managers' applies produced, which must not count as a change.
+    let mut before = current.to_vec();
+    before.sort_by(|a, b| a.type_.cmp(&b.type_));
+    let mut merged = before.clone();
+    let types: Vec<String> = wanted.iter().map(|c| c.type_.clone()).collect();
+    for condition in wanted {
+        conditions::set(&mut merged, condition);
+    }
+    if observed_generation == generation && merged == before {
+        return None;
+    }
+    merged.retain(|c| types.contains(&c.type_));
+    Some(StatusPatch {
+        observed_generation: generation,
+        conditions: merged,
+    })
+}
+
+/// `Ready=Unknown` saying plainly what this version of pave does not do yet.
+pub fn not_implemented(generation: Option<i64>, message: &str, now: Timestamp) -> Condition {
+    conditions::new(READY, Status::Unknown, "NotImplemented", message, generation, now)
+}
+
+/// `Kind namespace/name`, as people name objects in messages.
+pub fn describe<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    match obj.meta().namespace.as_deref() {
+        Some(ns) => format!("{} {ns}/{}", K::kind(&()), obj.name_any()),
+        None => format!("{} {}", K::kind(&()), obj.name_any()),
+    }
+}
+
+/// Runs one controller until the shutdown signal, watching every namespace.
+pub async fn run<K, F, Fut>(shared: Shared, name: &'static str, reconcile: F)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let ctx = Arc::new(Context {
+        client: shared.client.clone(),
+        name,
+        metrics: shared.metrics.clone(),
+        recorder: Recorder::new(shared.client.clone(), Reporter::from(name)),
+        failures: Mutex::default(),
+    });
+    let api = Api::<DeserializeGuard<K>>::all(shared.client);
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shared.shutdown);
+
+    let store = controller.store();
+    let readiness = shared.readiness;
+    tokio::spawn(async move {
+        // Fails only if the controller stopped before its first list, e.g. at shutdown.
+        if store.wait_until_ready().await.is_ok() {
+            info!(controller = name, objects = store.len(), "initial sync done");
+            readiness.mark_synced(name);
+        }
+    });
+
+    let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
+        let timer = ctx.metrics.reconcile_started(name);
+        let key = ObjectRef::from_obj(&*obj).to_string();
+        let run = reconcile(obj, ctx.clone());
+        async move {
+            let _timer = timer;
+            let result = run.await;
+            if result.is_ok() {
+                ctx.failures.lock().expect("not poisoned").remove(&key);
+            }
+            result
+        }
+    };
+    info!(controller = name, "starting");
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
+                // Deleted between the trigger and the reconcile: nothing to do.
+                Err(controller::Error::ObjectNotFound(obj)) => debug!(%obj, "object gone"),
+                Err(e) => warn!(controller = name, error = %e, "watch failed; retrying"),
+            }
+        })
+        .await;
+    info!(controller = name, "stopped");
+}
+
+/// Counts the failure and decides when to retry: permanent errors wait for the
+/// object to change, transient ones back off per object.
+fn error_policy<K>(obj: Arc<DeserializeGuard<K>>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    ctx.metrics.reconcile_failed(ctx.name, error.metric_label());
+    if error.is_permanent() {
+        return Action::await_change();
+    }
+    let key = ObjectRef::from_obj(&*obj).to_string();
+    let attempt = {
+        let mut failures = ctx.failures.lock().expect("not poisoned");
+        let count = failures.entry(key).or_insert(0);
+        *count += 1;
+        *count - 1
+    };
+    let delay = backoff(attempt);
+    warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    const MESSAGE: &str = "does nothing yet";
+
+    #[test]
+    fn first_reconcile_writes_generation_and_ready_unknown() {
+        let patch = status_patch(None, &[], Some(1), vec![not_implemented(Some(1), MESSAGE, at(10))])
+            .expect("a new object needs a status");
+        assert_eq!(patch.observed_generation, Some(1));
+        let ready = conditions::find(&patch.conditions, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("Unknown", "NotImplemented")
+        );
+        assert_eq!(ready.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn same_answer_later_is_not_a_change() {
+        let current = vec![not_implemented(Some(1), MESSAGE, at(10))];
+        let again = vec![not_implemented(Some(1), MESSAGE, at(99))];
+        assert_eq!(status_patch(Some(1), &current, Some(1), again), None);
+    }
+
+    #[test]
+    fn new_generation_is_written_but_keeps_transition_time() {
+        let current = vec![not_implemented(Some(1), MESSAGE, at(10))];
+        let patch = status_patch(Some(1), &current, Some(2), vec![not_implemented(Some(2), MESSAGE, at(99))])
+            .expect("the generation moved");
+        assert_eq!(patch.observed_generation, Some(2));
+        assert_eq!(patch.conditions[0].observed_generation, Some(2));
+        assert_eq!(patch.conditions[0].last_transition_time, Time(at(10)));
+    }
+
+    #[test]
+    fn missing_observed_generation_alone_is_a_change() {
+        let current = vec![not_implemented(Some(3), MESSAGE, at(10))];
+        let wanted = vec![not_implemented(Some(3), MESSAGE, at(10))];
+        assert!(status_patch(None, &current, Some(3), wanted).is_some());
+    }
+
+    #[test]
+    fn conditions_of_other_managers_are_not_sent() {
+        let theirs = conditions::new("Scored", Status::True, "Evaluated", "", Some(1), at(5));
+        let current = vec![theirs.clone()];
+        let patch = status_patch(Some(1), &current, Some(1), vec![not_implemented(Some(1), MESSAGE, at(10))])
+            .expect("Ready is missing");
+        let types: Vec<_> = patch.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [READY]);
+        // Once Ready is there, their condition (listed first) does not make ours look changed.
+        let current = vec![theirs, not_implemented(Some(1), MESSAGE, at(10))];
+        let wanted = vec![not_implemented(Some(1), MESSAGE, at(20))];
+        assert_eq!(status_patch(Some(1), &current, Some(1), wanted), None);
+    }
+
+    #[test]
+    fn serialises_as_kubernetes_status() {
+        let patch = status_patch(None, &[], Some(4), vec![not_implemented(Some(4), MESSAGE, at(0))]).unwrap();
+        let json = serde_json::to_value(&patch).unwrap();
+        assert_eq!(json["observedGeneration"], 4);
+        assert_eq!(json["conditions"][0]["type"], "Ready");
+        assert_eq!(json["conditions"][0]["lastTransitionTime"], "1970-01-01T00:00:00Z");
+    }
+}

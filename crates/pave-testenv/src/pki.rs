@@ -1,0 +1,140 @@
+//! The test bed's certificates and keys, generated fresh for every environment, and
+//! the admin kubeconfig that carries them.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// User name of the admin client certificate.
+pub const ADMIN_USER: &str = "pave-admin";
+
+/// PEM-encoded material for one environment.
+pub(crate) struct Pki {
+    pub ca_cert: String,
+    pub serving_cert: String,
+    pub serving_key: String,
+    pub admin_cert: String,
+    pub admin_key: String,
+    /// ECDSA P-256, PKCS#8. The apiserver derives the verifying key from it, so one
+    /// file serves both `--service-account-key-file` and `--service-account-signing-key-file`.
+    pub service_account_key: String,
+}
+
+impl Pki {
+    pub fn generate() -> Result<Self, rcgen::Error> {
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.distinguished_name.push(DnType::CommonName, "pave-testenv-ca");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+
+        let leaf = |sans: Vec<String>, cn: &str, org: Option<&str>, usage| {
+            let mut params = CertificateParams::new(sans)?;
+            params.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(org) = org {
+                params.distinguished_name.push(DnType::OrganizationName, org);
+            }
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate()?;
+            let cert = params.signed_by(&key, &ca)?;
+            Ok::<_, rcgen::Error>((cert.pem(), key.serialize_pem()))
+        };
+        let (serving_cert, serving_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "kube-apiserver",
+            None,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        // CN is the user name and O the group: system:masters bypasses RBAC.
+        let (admin_cert, admin_key) = leaf(
+            vec![],
+            ADMIN_USER,
+            Some("system:masters"),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+        Ok(Self {
+            ca_cert: ca.pem(),
+            serving_cert,
+            serving_key,
+            admin_cert,
+            admin_key,
+            service_account_key: KeyPair::generate()?.serialize_pem(),
+        })
+    }
+}
+
+/// A kubeconfig for the admin user with every certificate embedded, so it keeps
+/// working when copied elsewhere.
+pub(crate) fn render_kubeconfig(server: &str, ca_cert: &str, client_cert: &str, client_key: &str) -> String {
+    let b64 = |pem: &str| BASE64.encode(pem);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: pave-testenv
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: {ADMIN_USER}
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: pave-testenv
+  context:
+    cluster: pave-testenv
+    user: {ADMIN_USER}
+current-context: pave-testenv
+",
+        ca = b64(ca_cert),
+        cert = b64(client_cert),
+        key = b64(client_key),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_distinct_pem_material() {
+        let pki = Pki::generate().unwrap();
+        for pem in [&pki.ca_cert, &pki.serving_cert, &pki.admin_cert] {
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        }
+        for pem in [&pki.serving_key, &pki.admin_key, &pki.service_account_key] {
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+        }
+        assert_ne!(pki.serving_cert, pki.admin_cert);
+        assert_ne!(pki.serving_key, pki.service_account_key);
+    }
+
+    #[test]
+    fn kubeconfig_embeds_everything_and_is_read_by_kube() {
+        let pki = Pki::generate().unwrap();
+        let yaml = render_kubeconfig("https://127.0.0.1:6443", &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
+        let config = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        assert_eq!(config.current_context.as_deref(), Some("pave-testenv"));
+        let cluster = config.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        let ca = BASE64
+            .decode(cluster.certificate_authority_data.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(String::from_utf8(ca).unwrap(), pki.ca_cert);
+        let user = config.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(config.auth_infos[0].name, ADMIN_USER);
+        assert!(user.client_certificate_data.is_some() && user.client_key_data.is_some());
+    }
+}

@@ -1,0 +1,145 @@
+//! The test bed against the real binaries: what integration tests rely on is checked
+//! here, so a broken control plane fails in one obvious place.
+
+use std::time::{Duration, Instant};
+
+use pave_testenv::TestEnv;
+
+fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    env.run_kubectl(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `kubectl create -f` of one object; returns what kubectl prints (`extra` args
+/// such as `-o json` are passed on).
+fn create(env: &TestEnv, object: &serde_json::Value, extra: &[&str]) -> String {
+    let file = std::env::temp_dir().join(format!("pave-testenv-{}.json", uuid_like()));
+    std::fs::write(&file, object.to_string()).unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let out = kubectl(env, &[&["create", "-f", path.as_str()], extra].concat());
+    std::fs::remove_file(&file).unwrap();
+    out
+}
+
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Polls `check` for up to `within`; a test that waits for a controller must not hang.
+fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "{what} did not happen within {within:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn server_reports_the_pinned_kubernetes_version() {
+    let env = TestEnv::shared();
+    let version: serde_json::Value = serde_json::from_str(&kubectl(env, &["version", "-o", "json"])).unwrap();
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.4", "{version}");
+    assert_eq!(version["clientVersion"]["gitVersion"], "v1.34.4", "{version}");
+}
+
+#[test]
+fn namespaces_are_created_and_deleted() {
+    let env = TestEnv::shared();
+    let name = {
+        let ns = env.namespace("testenv");
+        assert!(ns.starts_with("testenv-"));
+        kubectl(env, &["get", "namespace", &ns]);
+        ns.name().to_owned()
+    };
+    // The namespace controller in kube-controller-manager finishes the deletion.
+    eventually(Duration::from_secs(60), "namespace deletion", || {
+        env.run_kubectl(&["get", "namespace", &name]).is_err()
+    });
+}
+
+#[test]
+fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
+    let env = TestEnv::shared();
+    let ns = env.namespace("gc");
+    kubectl(env, &["create", "configmap", "owner", "-n", &ns]);
+    let owner_uid = kubectl(env, &["get", "configmap", "owner", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]);
+    let dependent = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "dependent", "namespace": &*ns, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid,
+            "blockOwnerDeletion": true}]},
+    });
+    create(env, &dependent, &[]);
+
+    kubectl(env, &["delete", "configmap", "owner", "-n", &ns, "--cascade=foreground", "--wait=false"]);
+    // Foreground deletion only completes when the garbage collector has removed the
+    // dependent and then the owner's foregroundDeletion finalizer.
+    eventually(Duration::from_secs(60), "foreground deletion by the garbage collector", || {
+        let left = kubectl(env, &["get", "configmaps", "-n", &ns, "-o", "name"]);
+        !left.contains("configmap/owner") && !left.contains("configmap/dependent")
+    });
+}
+
+#[test]
+fn service_account_tokens_can_be_requested() {
+    let env = TestEnv::shared();
+    let ns = env.namespace("token");
+    kubectl(env, &["create", "serviceaccount", "robot", "-n", &ns]);
+    let token = kubectl(env, &["create", "token", "robot", "-n", &ns]);
+    assert_eq!(token.trim().split('.').count(), 3, "not a JWT: {token}");
+    // The apiserver must accept the token it signed: --service-account-key-file
+    // verifies what --service-account-signing-key-file signed.
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token.trim()},
+    });
+    let user = create(env, &review, &["-o", "jsonpath={.status.user.username}"]);
+    assert_eq!(user, format!("system:serviceaccount:{}:robot", &*ns));
+}
+
+#[test]
+fn kube_client_talks_to_the_apiserver_as_admin() {
+    let env = TestEnv::shared();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = env.client().await.unwrap();
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        assert!(namespaces.get_opt("default").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn moto_serves_ec2_and_resets() {
+    let env = TestEnv::shared();
+    let endpoint = env.moto_endpoint();
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = "Action=DescribeRegions&Version=2016-11-15";
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/ec2/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response:.300}");
+    assert!(response.contains("<regionName>us-east-1</regionName>"), "{response:.300}");
+    env.reset_moto().unwrap();
+}
+
+#[test]
+fn logs_tail_names_every_component() {
+    let env = TestEnv::shared();
+    let logs = env.logs_tail(5);
+    for component in ["etcd", "kube-apiserver", "kube-controller-manager", "moto"] {
+        assert!(logs.contains(&format!("==> {component} (")), "{logs}");
+    }
+    let sourced = std::fs::read_to_string(env.env_file()).unwrap();
+    assert!(sourced.contains(&format!("export AWS_ENDPOINT_URL='{}'", env.moto_endpoint())), "{sourced}");
+}
