@@ -27,7 +27,7 @@ say() { echo "build-testbed: $*" >&2; }
 # Only printing the path needs neither Go nor the lock below.
 if [ "${1:-all}" = path ]; then echo "$BIN"; exit 0; fi
 
-command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install) and run again"
+command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.26 or newer (https://go.dev/doc/install) and run again"
 command -v git >/dev/null 2>&1 || die "git is not installed: apt-get install git"
 
 mkdir -p "$BIN" "$SRC"

@@ -171,6 +171,7 @@ impl TestEnv {
             ("apiserver.crt", &pki.serving_cert),
             ("apiserver.key", &pki.serving_key),
             ("service-account.key", &pki.service_account_key),
+            ("service-account.pub", &pki.service_account_public_key),
         ] {
             fs::write(self.state_dir.join("pki").join(file), pem).map_err(io_error(format!("write pki/{file}")))?;
         }
@@ -253,7 +254,7 @@ impl TestEnv {
             // No controller here creates default service accounts for pods to use.
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-            .arg(format!("--service-account-key-file={}", pki_file("service-account.key")))
+            .arg(format!("--service-account-key-file={}", pki_file("service-account.pub")))
             .arg(format!("--service-account-signing-key-file={}", pki_file("service-account.key")));
         self.spawn("kube-apiserver", cmd)?;
         self.wait_until("kube-apiserver", Duration::from_secs(90), |env| {

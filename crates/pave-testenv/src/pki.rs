@@ -18,9 +18,11 @@ pub(crate) struct Pki {
     pub serving_key: String,
     pub admin_cert: String,
     pub admin_key: String,
-    /// ECDSA P-256, PKCS#8. The apiserver derives the verifying key from it, so one
-    /// file serves both `--service-account-key-file` and `--service-account-signing-key-file`.
+    /// ECDSA P-256, PKCS#8, for `--service-account-signing-key-file`.
     pub service_account_key: String,
+    /// Its public half for `--service-account-key-file`, which in v1.34 rejects a
+    /// PKCS#8 private key ("does not contain any valid RSA or ECDSA public keys").
+    pub service_account_public_key: String,
 }
 
 impl Pki {
@@ -41,10 +43,7 @@ impl Pki {
             if let Some(org) = org {
                 params.distinguished_name.push(DnType::OrganizationName, org);
             }
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![usage];
             let key = KeyPair::generate()?;
             let cert = params.signed_by(&key, &ca)?;
@@ -63,13 +62,15 @@ impl Pki {
             Some("system:masters"),
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
+        let service_account = KeyPair::generate()?;
         Ok(Self {
             ca_cert: ca.pem(),
             serving_cert,
             serving_key,
             admin_cert,
             admin_key,
-            service_account_key: KeyPair::generate()?.serialize_pem(),
+            service_account_key: service_account.serialize_pem(),
+            service_account_public_key: service_account.public_key_pem(),
         })
     }
 }
@@ -119,6 +120,7 @@ mod tests {
         }
         assert_ne!(pki.serving_cert, pki.admin_cert);
         assert_ne!(pki.serving_key, pki.service_account_key);
+        assert!(pki.service_account_public_key.starts_with("-----BEGIN PUBLIC KEY-----"));
     }
 
     #[test]
