@@ -22,7 +22,7 @@ fn examples_apply_and_list_under_the_pave_category() {
     let has_row = |cells: &[&str]| {
         listed
             .lines()
-            .any(|line| cells.iter().all(|c| line.split_whitespace().any(|w| w == *c)))
+            .any(|line| cells.iter().all(|c| line.split_whitespace().any(|w| w == *c || w.ends_with(&format!("/{c}")))))
     };
     let has_header = |cells: &[&str]| listed.lines().any(|line| cells.iter().all(|c| line.contains(c)));
     assert!(has_header(&["TYPE", "LIFECYCLE", "OWNER", "READY", "LEVEL"]), "Component columns missing:\n{listed}");
@@ -32,8 +32,9 @@ fn examples_apply_and_list_under_the_pave_category() {
     assert!(has_header(&["TITLE", "EVALUATED", "AGE"]), "Scorecard columns missing:\n{listed}");
     assert!(has_row(&["service-maturity", "서비스"]), "{listed}");
 
-    // Short names work, and the article's scorecard kept its Korean title and rules.
-    let rules = kubectl_ok(env, &["get", "sc", "service-maturity", "-o", "jsonpath={.spec.rules[*].identifier}"], "");
+    // Short names work (`sc` is StorageClass's in every cluster, so `scard`), and the
+    // article's scorecard kept its Korean title and rules.
+    let rules = kubectl_ok(env, &["get", "scard", "service-maturity", "-o", "jsonpath={.spec.rules[*].identifier}"], "");
     assert_eq!(rules, "has-catalog-info has-owner has-runbook has-alerting");
     let defaults = kubectl_ok(
         env,

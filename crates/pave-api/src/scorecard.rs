@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "Scorecard",
     status = "ScorecardStatus",
+    // DESIGN.md names `sc`, but every cluster already has StorageClass's `sc`, and
+    // kubectl prefers the built-in; `scard` is the short name that always works.
     shortname = "sc",
+    shortname = "scard",
     category = "pave",
     derive = "PartialEq",
     doc = "A Port-compatible scorecard: levels, and rules each Component is evaluated against.",
@@ -120,10 +123,11 @@ pub enum Combinator {
 }
 
 /// One condition on a component property.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("self.operator in ['isEmpty', 'isNotEmpty'] || has(self.value)")
-    .message("value is required for every operator but isEmpty and isNotEmpty")
-    .field_path(".value"))]
+///
+/// Whether `value` is present is not checked at admission: a value of any JSON type is
+/// allowed, and CEL cannot see a field without a declared type. The scorecard engine
+/// reports a missing or ill-typed value as a condition on the Scorecard instead.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 pub struct QueryCondition {
     /// The property: `$identifier`, `$title`, `$team`, `$owner`, `$tags`, `$namespace`,
     /// a spec field (`lifecycle`, `type`, …), a key of `properties`, an annotation or a

@@ -33,11 +33,21 @@ pub async fn run(shared: Shared) {
     controller::run::<Component, _, _>(shared, NAME, reconcile).await;
 }
 
-async fn reconcile(obj: Arc<DeserializeGuard<Component>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    obj: Arc<DeserializeGuard<Component>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let component = ctx.accept(&obj).await?;
     // The API server always sets the namespace of a namespaced kind.
-    let api = Api::<Component>::namespaced(ctx.client.clone(), &component.namespace().unwrap_or_default());
-    let ready = not_implemented(component.meta().generation, NOT_IMPLEMENTED, Timestamp::now());
+    let api = Api::<Component>::namespaced(
+        ctx.client.clone(),
+        &component.namespace().unwrap_or_default(),
+    );
+    let ready = not_implemented(
+        component.meta().generation,
+        NOT_IMPLEMENTED,
+        Timestamp::now(),
+    );
     ctx.write_status(&api, component, vec![ready]).await?;
     // Nothing outside the object can change the answer yet, so no periodic requeue.
     Ok(Action::await_change())

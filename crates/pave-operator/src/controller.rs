@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -28,7 +28,7 @@ use crate::http::Readiness;
 use crate::metrics::Metrics;
 
 /// Resolves once when the operator is asked to stop; every task holds a clone.
-pub type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
+pub type ShutdownSignal = futures::future::Shared<BoxFuture<'static, ()>>;
 
 /// What the controllers have in common, created once by `lib::run`.
 #[derive(Clone)]
@@ -63,13 +63,9 @@ impl Context {
     where
         K: Resource<DynamicType = ()>,
     {
-        let invalid = match &obj.0 {
+        let error = match typed(obj) {
             Ok(typed) => return Ok(typed),
-            Err(invalid) => invalid,
-        };
-        let error = Error::InvalidObject {
-            object: describe(obj),
-            reason: invalid.error.clone(),
+            Err(error) => error,
         };
         warn!(controller = self.name, %error, "skipping an object pave cannot read");
         let event = Event {
@@ -123,6 +119,14 @@ impl Context {
     }
 }
 
+/// The object as pave's type, or why it does not match.
+fn typed<K: Resource<DynamicType = ()>>(obj: &DeserializeGuard<K>) -> Result<&K, Error> {
+    obj.0.as_ref().map_err(|invalid| Error::InvalidObject {
+        object: describe(obj),
+        reason: invalid.error.clone(),
+    })
+}
+
 /// The part of status one controller owns, as sent with server-side apply.
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,7 +135,7 @@ pub struct StatusPatch {
     pub conditions: Vec<Condition>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusApply<'a> {
     api_version: &'a str,
@@ -171,7 +175,14 @@ pub fn status_patch(
 
 /// `Ready=Unknown` saying plainly what this version of pave does not do yet.
 pub fn not_implemented(generation: Option<i64>, message: &str, now: Timestamp) -> Condition {
-    conditions::new(READY, Status::Unknown, "NotImplemented", message, generation, now)
+    conditions::new(
+        READY,
+        Status::Unknown,
+        "NotImplemented",
+        message,
+        generation,
+        now,
+    )
 }
 
 /// `Kind namespace/name`, as people name objects in messages.
@@ -202,13 +213,20 @@ where
 
     let store = controller.store();
     let readiness = shared.readiness;
-    tokio::spawn(async move {
+    // Awaited in this task, joined with the controller, not spawned: the store's
+    // readiness is a oneshot that wakes only its last poller, and the controller waits
+    // on it too. Sharing one task means whichever waker is registered wakes both.
+    let synced = async move {
         // Fails only if the controller stopped before its first list, e.g. at shutdown.
         if store.wait_until_ready().await.is_ok() {
-            info!(controller = name, objects = store.len(), "initial sync done");
+            info!(
+                controller = name,
+                objects = store.len(),
+                "initial sync done"
+            );
             readiness.mark_synced(name);
         }
-    });
+    };
 
     let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
         let timer = ctx.metrics.reconcile_started(name);
@@ -224,7 +242,7 @@ where
         }
     };
     info!(controller = name, "starting");
-    controller
+    let running = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -233,8 +251,8 @@ where
                 Err(controller::Error::ObjectNotFound(obj)) => debug!(%obj, "object gone"),
                 Err(e) => warn!(controller = name, error = %e, "watch failed; retrying"),
             }
-        })
-        .await;
+        });
+    futures::future::join(running, synced).await;
     info!(controller = name, "stopped");
 }
 
@@ -273,8 +291,13 @@ mod tests {
 
     #[test]
     fn first_reconcile_writes_generation_and_ready_unknown() {
-        let patch = status_patch(None, &[], Some(1), vec![not_implemented(Some(1), MESSAGE, at(10))])
-            .expect("a new object needs a status");
+        let patch = status_patch(
+            None,
+            &[],
+            Some(1),
+            vec![not_implemented(Some(1), MESSAGE, at(10))],
+        )
+        .expect("a new object needs a status");
         assert_eq!(patch.observed_generation, Some(1));
         let ready = conditions::find(&patch.conditions, READY).unwrap();
         assert_eq!(
@@ -294,8 +317,13 @@ mod tests {
     #[test]
     fn new_generation_is_written_but_keeps_transition_time() {
         let current = vec![not_implemented(Some(1), MESSAGE, at(10))];
-        let patch = status_patch(Some(1), &current, Some(2), vec![not_implemented(Some(2), MESSAGE, at(99))])
-            .expect("the generation moved");
+        let patch = status_patch(
+            Some(1),
+            &current,
+            Some(2),
+            vec![not_implemented(Some(2), MESSAGE, at(99))],
+        )
+        .expect("the generation moved");
         assert_eq!(patch.observed_generation, Some(2));
         assert_eq!(patch.conditions[0].observed_generation, Some(2));
         assert_eq!(patch.conditions[0].last_transition_time, Time(at(10)));
@@ -312,8 +340,13 @@ mod tests {
     fn conditions_of_other_managers_are_not_sent() {
         let theirs = conditions::new("Scored", Status::True, "Evaluated", "", Some(1), at(5));
         let current = vec![theirs.clone()];
-        let patch = status_patch(Some(1), &current, Some(1), vec![not_implemented(Some(1), MESSAGE, at(10))])
-            .expect("Ready is missing");
+        let patch = status_patch(
+            Some(1),
+            &current,
+            Some(1),
+            vec![not_implemented(Some(1), MESSAGE, at(10))],
+        )
+        .expect("Ready is missing");
         let types: Vec<_> = patch.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, [READY]);
         // Once Ready is there, their condition (listed first) does not make ours look changed.
@@ -323,11 +356,40 @@ mod tests {
     }
 
     #[test]
+    fn malformed_object_becomes_a_named_permanent_error() {
+        let obj: DeserializeGuard<pave_api::Component> =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "platform.pave.dev/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "web", "namespace": "team-a"},
+                "spec": {"type": 5, "lifecycle": "production", "owner": "team-a"},
+            }))
+            .expect("the guard accepts any object with metadata");
+        let error = typed(&obj).unwrap_err();
+        assert!(error.is_permanent());
+        assert!(
+            error.to_string().starts_with(
+                "Component team-a/web does not match pave's schema (Invalid type integer"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn serialises_as_kubernetes_status() {
-        let patch = status_patch(None, &[], Some(4), vec![not_implemented(Some(4), MESSAGE, at(0))]).unwrap();
+        let patch = status_patch(
+            None,
+            &[],
+            Some(4),
+            vec![not_implemented(Some(4), MESSAGE, at(0))],
+        )
+        .unwrap();
         let json = serde_json::to_value(&patch).unwrap();
         assert_eq!(json["observedGeneration"], 4);
         assert_eq!(json["conditions"][0]["type"], "Ready");
-        assert_eq!(json["conditions"][0]["lastTransitionTime"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            json["conditions"][0]["lastTransitionTime"],
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

@@ -33,11 +33,21 @@ pub async fn run(shared: Shared) {
     controller::run::<DeveloperEnvironment, _, _>(shared, NAME, reconcile).await;
 }
 
-async fn reconcile(obj: Arc<DeserializeGuard<DeveloperEnvironment>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    obj: Arc<DeserializeGuard<DeveloperEnvironment>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let environment = ctx.accept(&obj).await?;
     // The API server always sets the namespace of a namespaced kind.
-    let api = Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &environment.namespace().unwrap_or_default());
-    let ready = not_implemented(environment.meta().generation, NOT_IMPLEMENTED, Timestamp::now());
+    let api = Api::<DeveloperEnvironment>::namespaced(
+        ctx.client.clone(),
+        &environment.namespace().unwrap_or_default(),
+    );
+    let ready = not_implemented(
+        environment.meta().generation,
+        NOT_IMPLEMENTED,
+        Timestamp::now(),
+    );
     ctx.write_status(&api, environment, vec![ready]).await?;
     // Nothing outside the object can change the answer yet, so no periodic requeue.
     Ok(Action::await_change())

@@ -124,7 +124,9 @@ mod tests {
         readiness.mark_synced("pave-scorecards");
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         let metrics = get(addr, "/metrics").await;
-        assert!(metrics.contains(r#"pave_operator_status_writes_total{controller="pave-catalog"} 0"#));
+        assert!(
+            metrics.contains(r#"pave_operator_status_writes_total{controller="pave-catalog"} 0"#)
+        );
 
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();

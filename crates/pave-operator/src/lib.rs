@@ -1,1 +1,305 @@
+//! pave's operator: three controllers (catalog, environments, scorecards) over the
+//! `platform.pave.dev/v1alpha1` kinds, plus health and metrics over HTTP.
+//!
+//! Startup fails fast with one line that says what to do: no cluster is exit code 1,
+//! missing CRDs exit code 2. SIGTERM or SIGINT stops everything cleanly (exit code 0).
 
+pub mod component;
+pub mod controller;
+pub mod environment;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod scorecard;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kube::Client;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::controller::{Shared, ShutdownSignal};
+use crate::http::Readiness;
+use crate::metrics::Metrics;
+
+/// Every controller, by the name used as field manager, event reporter and metrics label.
+const CONTROLLERS: [&str; 3] = [component::NAME, environment::NAME, scorecard::NAME];
+
+/// Plurals of the kinds pave serves, as `kubectl get crd` names them with the group.
+const KINDS: [&str; 3] = ["components", "developerenvironments", "scorecards"];
+
+/// How long running reconciles and HTTP requests get to finish after a stop signal;
+/// well inside Kubernetes' default 30 s termination grace period.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "pave-operator", version, about = "pave's Kubernetes operator")]
+pub struct Args {
+    /// Address of the HTTP server for /healthz, /readyz and /metrics.
+    #[arg(long, env = "PAVE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log line format. The filter comes from RUST_LOG (default `info`).
+    #[arg(long, env = "PAVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Names this cluster in the tags of cloud resources, so several clusters can share
+    /// an AWS account without taking each other's resources.
+    #[arg(long, env = "PAVE_CLUSTER_ID", default_value = "pave")]
+    pub cluster_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why the operator could not start or stop cleanly; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    #[error(
+        "cannot load a Kubernetes configuration: {0}: set KUBECONFIG, or run in a pod with a service account, and start again"
+    )]
+    Config(String),
+    #[error(
+        "cannot reach the Kubernetes API server at {url}: {error}: check KUBECONFIG (or the pod's network and service account) and start again"
+    )]
+    Connect { url: String, error: String },
+    #[error(
+        "{} not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/' (or 'kubectl pave crds | kubectl apply --server-side -f -') and start again",
+        crd_list(.0)
+    )]
+    CrdsMissing(Vec<String>),
+    #[error(
+        "cannot list the API group {group}: {error}: check the operator's RBAC and start again"
+    )]
+    Discovery { group: String, error: String },
+    #[error("cannot listen on {addr}: {error}: choose another --metrics-addr")]
+    Listen { addr: SocketAddr, error: String },
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(String),
+    #[error("did not stop within {}s of the stop signal", SHUTDOWN_GRACE.as_secs())]
+    ShutdownTimeout,
+}
+
+impl Fatal {
+    /// 2 for missing CRDs (the cluster is reachable but not prepared), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Fatal::CrdsMissing(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+fn crd_list(missing: &[String]) -> String {
+    match missing {
+        [one] => format!("CRD {one} is"),
+        many => format!("CRDs {} are", many.join(", ")),
+    }
+}
+
+/// Installs the global tracing subscriber; logs go to stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), Fatal> {
+    info!(version = env!("CARGO_PKG_VERSION"), cluster_id = %args.cluster_id, "starting");
+    let shutdown = shutdown_signal()?;
+    // A stop signal while the API server is slow to answer still stops at once.
+    let (client, listener) = tokio::select! {
+        started = start(args.metrics_addr) => started?,
+        () = shutdown.clone() => return Ok(()),
+    };
+    let addr = listener.local_addr().map_err(|e| Fatal::Listen {
+        addr: args.metrics_addr,
+        error: e.to_string(),
+    })?;
+    // Tests read the port from this line when they ask for port 0.
+    info!("listening on http://{addr}");
+
+    let shared = Shared {
+        client,
+        metrics: Arc::new(Metrics::new(&CONTROLLERS)),
+        readiness: Arc::new(Readiness::new(&CONTROLLERS)),
+        shutdown: shutdown.clone(),
+    };
+    let server = http::serve(
+        listener,
+        shared.metrics.clone(),
+        shared.readiness.clone(),
+        shutdown.clone(),
+    )
+    .map(|result| {
+        if let Err(e) = result {
+            warn!(error = %e, "HTTP server failed");
+        }
+    });
+    let controllers = futures::future::join3(
+        component::run(shared.clone()),
+        environment::run(shared.clone()),
+        scorecard::run(shared),
+    );
+    let work = futures::future::join(controllers, server);
+    tokio::pin!(work);
+    tokio::select! {
+        _ = &mut work => return Ok(()),
+        () = shutdown => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, work).await {
+        Ok(_) => {
+            info!("stopped");
+            Ok(())
+        }
+        Err(_) => Err(Fatal::ShutdownTimeout),
+    }
+}
+
+/// Connects, checks the CRDs and binds the HTTP listener.
+async fn start(metrics_addr: SocketAddr) -> Result<(Client, TcpListener), Fatal> {
+    let client = connect().await?;
+    check_crds(&client).await?;
+    let listener = TcpListener::bind(metrics_addr)
+        .await
+        .map_err(|e| Fatal::Listen {
+            addr: metrics_addr,
+            error: e.to_string(),
+        })?;
+    Ok((client, listener))
+}
+
+/// A future that resolves on the first SIGTERM or SIGINT. The handlers are installed
+/// now, so a signal that arrives during startup is not lost.
+fn shutdown_signal() -> Result<ShutdownSignal, Fatal> {
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Fatal::Signals(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Fatal::Signals(e.to_string()))?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!("{name} received, shutting down");
+    }
+    .boxed()
+    .shared())
+}
+
+/// A client from KUBECONFIG or the in-cluster service account, checked with one request
+/// so a wrong configuration fails here rather than as endless watch retries.
+async fn connect() -> Result<Client, Fatal> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| Fatal::Config(e.to_string()))?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| Fatal::Config(e.to_string()))?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| Fatal::Connect {
+            url: url.clone(),
+            error: with_causes(&e),
+        })?;
+    info!(%url, version = %version.git_version, "connected to the API server");
+    Ok(client)
+}
+
+/// The error and its causes, since kube's top-level message for a refused connection
+/// is only "ServiceError: client error (Connect)".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.ends_with(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// Asks discovery (which every authenticated user may read) whether the three kinds
+/// are served at `v1alpha1`.
+async fn check_crds(client: &Client) -> Result<(), Fatal> {
+    let group = format!("{}/{}", pave_api::GROUP, pave_api::VERSION);
+    let served: Vec<String> = match client.list_api_group_resources(&group).await {
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        // The group/version does not exist at all: none of the CRDs is installed.
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(e) => {
+            return Err(Fatal::Discovery {
+                group,
+                error: with_causes(&e),
+            });
+        }
+    };
+    let missing = missing_crds(&served);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Fatal::CrdsMissing(missing))
+    }
+}
+
+/// The full CRD names of the kinds absent from a discovery list of resource names.
+fn missing_crds(served: &[String]) -> Vec<String> {
+    KINDS
+        .iter()
+        .filter(|kind| !served.iter().any(|s| s == *kind))
+        .map(|kind| format!("{kind}.{}", pave_api::GROUP))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_missing_crds_and_ignores_subresources() {
+        let served = ["components", "components/status", "scorecards"].map(String::from);
+        let missing = missing_crds(&served);
+        assert_eq!(missing, ["developerenvironments.platform.pave.dev"]);
+        let fatal = Fatal::CrdsMissing(missing);
+        assert_eq!(fatal.exit_code(), 2);
+        assert!(fatal.to_string().starts_with(
+            "CRD developerenvironments.platform.pave.dev is not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/'"
+        ));
+        assert!(Fatal::CrdsMissing(missing_crds(&[])).to_string().starts_with(
+            "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, scorecards.platform.pave.dev are not installed"
+        ));
+    }
+
+    #[test]
+    fn flags_have_documented_defaults() {
+        use clap::Parser;
+        let args = Args::try_parse_from(["pave-operator"]).unwrap();
+        assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(args.log_format, LogFormat::Text);
+        let args = Args::try_parse_from([
+            "pave-operator",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(args.metrics_addr.port(), 0);
+        assert_eq!(args.log_format, LogFormat::Json);
+    }
+}

@@ -63,9 +63,9 @@ impl Metrics {
         );
         for &controller in controllers {
             let label = ControllerLabel { controller };
-            runs.get_or_create(&label);
-            duration.get_or_create(&label);
-            status_writes.get_or_create(&label);
+            runs.get_or_create_owned(&label);
+            duration.get_or_create_owned(&label);
+            status_writes.get_or_create_owned(&label);
         }
         Metrics {
             registry,
@@ -140,7 +140,10 @@ mod tests {
             r#"pave_operator_reconcile_duration_seconds_count{controller="pave-catalog"} 2"#,
             "# TYPE pave_operator_reconcile_duration_seconds histogram",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::Resource;
 use pave_api::Scorecard;
 
 use crate::controller::{self, Context, Observed, Shared, not_implemented};
@@ -33,10 +33,17 @@ pub async fn run(shared: Shared) {
     controller::run::<Scorecard, _, _>(shared, NAME, reconcile).await;
 }
 
-async fn reconcile(obj: Arc<DeserializeGuard<Scorecard>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    obj: Arc<DeserializeGuard<Scorecard>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let scorecard = ctx.accept(&obj).await?;
     let api = Api::<Scorecard>::all(ctx.client.clone());
-    let ready = not_implemented(scorecard.meta().generation, NOT_IMPLEMENTED, Timestamp::now());
+    let ready = not_implemented(
+        scorecard.meta().generation,
+        NOT_IMPLEMENTED,
+        Timestamp::now(),
+    );
     ctx.write_status(&api, scorecard, vec![ready]).await?;
     // Nothing outside the object can change the answer yet, so no periodic requeue.
     Ok(Action::await_change())

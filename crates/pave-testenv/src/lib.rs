@@ -40,14 +40,11 @@ pub enum Error {
     /// comes from the build script and already says what to do.
     #[error("{0}")]
     Prerequisite(String),
-    #[error("could not {action}: {source} (check that the path exists and is writable)")]
-    Io {
-        action: String,
-        #[source]
-        source: io::Error,
-    },
+    /// The action names the path involved, and the cause says what the OS refused.
+    #[error("could not {action}: {cause}")]
+    Io { action: String, cause: io::Error },
     #[error(
-        "{component} exited during start ({status}); the last lines of {log}:\n{tail}\n\
+        "{component} exited unexpectedly ({status}); the last lines of {log}:\n{tail}\n\
          fix the cause shown there and run again"
     )]
     Exited {
@@ -70,7 +67,9 @@ pub enum Error {
     },
     #[error("`kubectl {args}` failed: {stderr}")]
     Kubectl { args: String, stderr: String },
-    #[error("generating the test bed's certificates failed: {0} (a bug in pave-testenv: report it)")]
+    #[error(
+        "generating the test bed's certificates failed: {0} (a bug in pave-testenv: report it)"
+    )]
     Certificates(#[from] rcgen::Error),
     #[error("building a kube client from {path} failed: {message}")]
     Client { path: PathBuf, message: String },
@@ -82,9 +81,13 @@ pub enum Error {
     },
 }
 
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    fs::write(path, text).map_err(io_error(format!("write {}", path.display())))
+}
+
 fn io_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     let action = action.into();
-    move |source| Error::Io { action, source }
+    move |cause| Error::Io { action, cause }
 }
 
 /// How to start a [`TestEnv`].
@@ -125,7 +128,12 @@ impl TestEnv {
             Some(dir) => PathBuf::from(dir),
             None => PathBuf::from(run_script(BUILD_SCRIPT, &["control-plane"])?),
         };
-        for bin in ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] {
+        for bin in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kubectl",
+        ] {
             if !bin_dir.join(bin).is_file() {
                 return Err(Error::Prerequisite(format!(
                     "{bin} is missing from {}: unset PAVE_TESTBED_BIN, or run {BUILD_SCRIPT} control-plane",
@@ -142,13 +150,18 @@ impl TestEnv {
             Some(dir) => dir.clone(),
             None => {
                 remove_abandoned_state_dirs();
-                env::temp_dir().join(format!("{STATE_DIR_PREFIX}{}-{}", std::process::id(), random_suffix()))
+                env::temp_dir().join(format!(
+                    "{STATE_DIR_PREFIX}{}-{}",
+                    std::process::id(),
+                    random_suffix()
+                ))
             }
         };
         let created_state_dir = !state_dir.exists();
-        fs::create_dir_all(state_dir.join("pki")).map_err(io_error(format!("create {}", state_dir.display())))?;
+        fs::create_dir_all(state_dir.join("pki"))
+            .map_err(io_error(format!("create {}", state_dir.display())))?;
         if options.keep_state_dir {
-            fs::write(state_dir.join(KEEP_MARKER), "").map_err(io_error("mark the state dir as kept"))?;
+            write_file(&state_dir.join(KEEP_MARKER), "")?;
         }
         let mut env = TestEnv {
             bin_dir,
@@ -160,7 +173,8 @@ impl TestEnv {
             processes: Vec::new(),
         };
         // On failure, drop stops whatever did start; the logs stay for reading.
-        env.boot(&options, &moto_server).inspect_err(|_| env.keep_state_dir = true)?;
+        env.boot(&options, &moto_server)
+            .inspect_err(|_| env.keep_state_dir = true)?;
         Ok(env)
     }
 
@@ -173,7 +187,7 @@ impl TestEnv {
             ("service-account.key", &pki.service_account_key),
             ("service-account.pub", &pki.service_account_public_key),
         ] {
-            fs::write(self.state_dir.join("pki").join(file), pem).map_err(io_error(format!("write pki/{file}")))?;
+            write_file(&self.state_dir.join("pki").join(file), pem)?;
         }
         // moto takes a few seconds to import; let it do so while the control plane starts.
         let mut early_moto = Some(self.spawn_moto(moto_server)?);
@@ -197,10 +211,15 @@ impl TestEnv {
 
     /// Another process can take a picked port before the component binds it; then the
     /// component exits and is started again on new ports.
-    fn with_port_retries<T>(&mut self, mut start: impl FnMut(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+    fn with_port_retries<T>(
+        &mut self,
+        mut start: impl FnMut(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         for attempt in 1.. {
             match start(self) {
-                Err(Error::Exited { component, tail, .. }) if attempt < 3 && tail.contains("address already in use") => {
+                Err(Error::Exited {
+                    component, tail, ..
+                }) if attempt < 3 && tail.to_lowercase().contains("address already in use") => {
                     self.processes.retain(|p| p.name != component);
                 }
                 result => return result,
@@ -214,7 +233,10 @@ impl TestEnv {
         let data_dir = self.state_dir.join("etcd-data");
         // A failed attempt leaves a member with the old peer URL behind.
         let _ = fs::remove_dir_all(&data_dir);
-        let (client_url, peer_url) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+        let (client_url, peer_url) = (
+            format!("http://127.0.0.1:{client}"),
+            format!("http://127.0.0.1:{peer}"),
+        );
         let mut cmd = Command::new(self.bin_dir.join("etcd"));
         cmd.arg("--name=default")
             .arg(format!("--data-dir={}", data_dir.display()))
@@ -226,10 +248,12 @@ impl TestEnv {
             .arg("--unsafe-no-fsync=true")
             .arg(format!("--quota-backend-bytes={}", 8u64 << 30));
         self.spawn("etcd", cmd)?;
-        self.wait_until("etcd", Duration::from_secs(30), |_| match http("GET", client, "/health", "") {
-            Ok((200, _)) => Ok(()),
-            Ok((status, body)) => Err(format!("GET /health answered {status}: {body}")),
-            Err(e) => Err(format!("GET /health: {e}")),
+        self.wait_until("etcd", Duration::from_secs(30), |_| {
+            match http("GET", client, "/health", "") {
+                Ok((200, _)) => Ok(()),
+                Ok((status, body)) => Err(format!("GET /health answered {status}: {body}")),
+                Err(e) => Err(format!("GET /health: {e}")),
+            }
         })?;
         Ok(client)
     }
@@ -237,25 +261,41 @@ impl TestEnv {
     fn start_apiserver(&mut self, etcd_port: u16, pki: &Pki) -> Result<u16, Error> {
         let [port] = free_ports().map_err(io_error("pick a free port for kube-apiserver"))?;
         let server = format!("https://127.0.0.1:{port}");
-        let kubeconfig = pki::render_kubeconfig(&server, &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
-        fs::write(&self.kubeconfig, kubeconfig).map_err(io_error("write the admin kubeconfig"))?;
+        let kubeconfig =
+            pki::render_kubeconfig(&server, &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
+        write_file(&self.kubeconfig, &kubeconfig)?;
         let pki_dir = self.state_dir.join("pki");
         let pki_file = |name: &str| pki_dir.join(name).display().to_string();
         let mut cmd = Command::new(self.bin_dir.join("kube-apiserver"));
         cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
-            .arg(format!("--cert-dir={}", self.state_dir.join("apiserver-certs").display()))
+            .arg(format!(
+                "--cert-dir={}",
+                self.state_dir.join("apiserver-certs").display()
+            ))
             .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
-            .arg(format!("--tls-private-key-file={}", pki_file("apiserver.key")))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                pki_file("apiserver.key")
+            ))
             .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
             .arg(format!("--secure-port={port}"))
             .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-            .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24"])
+            .args([
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+            ])
             .arg("--allow-privileged=true")
             // No controller here creates default service accounts for pods to use.
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-            .arg(format!("--service-account-key-file={}", pki_file("service-account.pub")))
-            .arg(format!("--service-account-signing-key-file={}", pki_file("service-account.key")));
+            .arg(format!(
+                "--service-account-key-file={}",
+                pki_file("service-account.pub")
+            ))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                pki_file("service-account.key")
+            ));
         self.spawn("kube-apiserver", cmd)?;
         self.wait_until("kube-apiserver", Duration::from_secs(90), |env| {
             env.run_kubectl(&["--request-timeout=5s", "get", "--raw", "/readyz"])
@@ -271,10 +311,16 @@ impl TestEnv {
     }
 
     fn install_crds(&mut self, dir: &Path) -> Result<(), Error> {
-        let entries = fs::read_dir(dir).map_err(io_error(format!("read the CRD directory {}", dir.display())))?;
-        let has_manifests = entries
-            .filter_map(Result::ok)
-            .any(|e| matches!(e.path().extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json")));
+        let entries = fs::read_dir(dir).map_err(io_error(format!(
+            "read the CRD directory {}",
+            dir.display()
+        )))?;
+        let has_manifests = entries.filter_map(Result::ok).any(|e| {
+            matches!(
+                e.path().extension().and_then(|x| x.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        });
         if !has_manifests {
             return Ok(());
         }
@@ -282,11 +328,13 @@ impl TestEnv {
         self.run_kubectl(&["apply", "--server-side", "-f", &dir])?;
         // Envtest's readiness rule: every plural of every served version is in
         // discovery (Established alone does not mean clients can use it yet).
-        let applied: serde_json::Value = serde_json::from_str(&self.run_kubectl(&["get", "-f", &dir, "-o", "json"])?)
-            .map_err(|e| Error::Kubectl {
-                args: format!("get -f {dir} -o json"),
-                stderr: format!("unparseable output: {e}"),
-            })?;
+        let applied: serde_json::Value = serde_json::from_str(
+            &self.run_kubectl(&["get", "-f", &dir, "-o", "json"])?,
+        )
+        .map_err(|e| Error::Kubectl {
+            args: format!("get -f {dir} -o json"),
+            stderr: format!("unparseable output: {e}"),
+        })?;
         let expected = served_resources(&applied);
         self.wait_until("kube-apiserver", Duration::from_secs(30), |env| {
             for (group_version, plural) in &expected {
@@ -298,7 +346,9 @@ impl TestEnv {
                     .and_then(|d| d["resources"].as_array().cloned())
                     .is_some_and(|rs| rs.iter().any(|r| r["name"] == plural.as_str()));
                 if !listed {
-                    return Err(format!("{plural} is not yet served at /apis/{group_version}"));
+                    return Err(format!(
+                        "{plural} is not yet served at /apis/{group_version}"
+                    ));
                 }
             }
             Ok(())
@@ -309,7 +359,10 @@ impl TestEnv {
         let mut cmd = Command::new(self.bin_dir.join("kube-controller-manager"));
         cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg("--controllers=garbage-collector-controller,namespace-controller")
-            .args(["--leader-elect=false", "--use-service-account-credentials=false"])
+            .args([
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+            ])
             // No serving port: nothing scrapes it, and it would need delegated authn.
             .arg("--secure-port=0");
         self.spawn("kube-controller-manager", cmd)?;
@@ -321,7 +374,7 @@ impl TestEnv {
             if let Some(fatal) = text.lines().find(|l| is_fatal_log_line(l)) {
                 return Err(format!("fatal: {fatal}"));
             }
-            if text.contains("All resource monitors have synced") {
+            if text.contains("all resource monitors have synced") {
                 Ok(())
             } else {
                 Err("the garbage collector has not synced yet".into())
@@ -338,16 +391,19 @@ impl TestEnv {
     }
 
     fn wait_for_moto(&mut self, port: u16) -> Result<(), Error> {
-        self.wait_until("moto", Duration::from_secs(60), |_| match http("GET", port, "/moto-api/", "") {
-            Ok((200, _)) => Ok(()),
-            Ok((status, _)) => Err(format!("GET /moto-api/ answered {status}")),
-            Err(e) => Err(format!("GET /moto-api/: {e}")),
+        self.wait_until("moto", Duration::from_secs(60), |_| {
+            match http("GET", port, "/moto-api/", "") {
+                Ok((200, _)) => Ok(()),
+                Ok((status, _)) => Err(format!("GET /moto-api/ answered {status}")),
+                Err(e) => Err(format!("GET /moto-api/: {e}")),
+            }
         })
     }
 
     fn spawn(&mut self, name: &'static str, cmd: Command) -> Result<(), Error> {
         let log = self.state_dir.join(format!("{name}.log"));
-        let process = Process::spawn(name, cmd, &log).map_err(io_error(format!("start {name}")))?;
+        let action = format!("start {name} from {}", cmd.get_program().to_string_lossy());
+        let process = Process::spawn(name, cmd, &log).map_err(io_error(action))?;
         self.processes.push(process);
         Ok(())
     }
@@ -403,7 +459,7 @@ impl TestEnv {
             text += &format!("export AWS_ENDPOINT_URL='{}'\n", self.moto_endpoint());
         }
         text += &format!("# kube-apiserver: https://127.0.0.1:{apiserver_port}\n");
-        fs::write(self.env_file(), text).map_err(io_error("write the env file"))
+        write_file(&self.env_file(), &text)
     }
 
     /// The test bed started on first use and shared by every test in this binary, with
@@ -449,7 +505,10 @@ impl TestEnv {
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
         cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             // Keeps discovery caches of throwaway clusters out of ~/.kube.
-            .arg(format!("--cache-dir={}", self.state_dir.join("kubectl-cache").display()));
+            .arg(format!(
+                "--cache-dir={}",
+                self.state_dir.join("kubectl-cache").display()
+            ));
         cmd
     }
 
@@ -478,10 +537,14 @@ impl TestEnv {
             path: self.kubeconfig.clone(),
             message,
         };
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| failed(e.to_string()))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
             .map_err(|e| failed(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
     }
 
@@ -500,7 +563,10 @@ impl TestEnv {
         match http("POST", self.moto_port, "/moto-api/reset", "") {
             Ok((200, _)) => Ok(()),
             Ok((status, body)) => Err(failed(format!("answered {status}: {body}"))),
-            Err(e) => Err(failed(format!("{e}; its log is {}", self.state_dir.join("moto.log").display()))),
+            Err(e) => Err(failed(format!(
+                "{e}; its log is {}",
+                self.state_dir.join("moto.log").display()
+            ))),
         }
     }
 
@@ -508,7 +574,14 @@ impl TestEnv {
     pub fn logs_tail(&self, lines: usize) -> String {
         self.processes
             .iter()
-            .map(|p| format!("==> {} ({}) <==\n{}\n", p.name, p.log.display(), p.tail(lines)))
+            .map(|p| {
+                format!(
+                    "==> {} ({}) <==\n{}\n",
+                    p.name,
+                    p.log.display(),
+                    p.tail(lines)
+                )
+            })
             .collect()
     }
 
@@ -533,7 +606,10 @@ impl TestEnv {
     pub fn namespace(&self, prefix: &str) -> TestNamespace<'_> {
         let name = format!("{prefix}-{}", random_suffix());
         if let Err(e) = self.run_kubectl(&["create", "namespace", &name]) {
-            panic!("creating test namespace {name} failed: {e}\n{}", self.logs_tail(30));
+            panic!(
+                "creating test namespace {name} failed: {e}\n{}",
+                self.logs_tail(30)
+            );
         }
         TestNamespace { env: self, name }
     }
@@ -541,9 +617,12 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        // Reverse start order would be nicer but each component copes with the
-        // others going away, and stopping them together is faster.
-        stop_all(&mut self.processes, Duration::from_secs(5));
+        // Each component copes with the others going away, so they stop together.
+        stop_all(
+            &mut self.processes,
+            Duration::from_secs(3),
+            &["kube-apiserver"],
+        );
         if self.keep_state_dir {
             return;
         }
@@ -552,7 +631,8 @@ impl Drop for TestEnv {
             return;
         }
         let logs = self.processes.iter().map(|p| p.log.clone());
-        let dirs = ["pki", "etcd-data", "apiserver-certs", "kubectl-cache"].map(|d| self.state_dir.join(d));
+        let dirs = ["pki", "etcd-data", "apiserver-certs", "kubectl-cache"]
+            .map(|d| self.state_dir.join(d));
         for dir in dirs {
             let _ = fs::remove_dir_all(dir);
         }
@@ -599,7 +679,9 @@ impl Drop for TestNamespace<'_> {
                 self.env.logs_tail(60)
             );
         }
-        let _ = self.env.run_kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        let _ = self
+            .env
+            .run_kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }
 
@@ -620,11 +702,17 @@ fn run_script(script: &str, args: &[&str]) -> Result<String, Error> {
         let _ = writeln!(io::stderr(), "{line}");
         last_line = line;
     }
-    let output = child.wait_with_output().map_err(io_error(format!("run {script}")))?;
+    let output = child
+        .wait_with_output()
+        .map_err(io_error(format!("run {script}")))?;
     let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     if !output.status.success() || path.is_empty() {
         return Err(Error::Prerequisite(if last_line.is_empty() {
-            format!("{script} {} failed ({}): run it by hand to see why", args.join(" "), output.status)
+            format!(
+                "{script} {} failed ({}): run it by hand to see why",
+                args.join(" "),
+                output.status
+            )
         } else {
             last_line
         }));
@@ -640,9 +728,14 @@ fn served_resources(objects: &serde_json::Value) -> Vec<(String, String)> {
         None => vec![objects],
     };
     let mut resources = Vec::new();
-    for crd in items.into_iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+    for crd in items
+        .into_iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+    {
         let spec = &crd["spec"];
-        let (Some(group), Some(plural)) = (spec["group"].as_str(), spec["names"]["plural"].as_str()) else {
+        let (Some(group), Some(plural)) =
+            (spec["group"].as_str(), spec["names"]["plural"].as_str())
+        else {
             continue;
         };
         for version in spec["versions"].as_array().into_iter().flatten() {
@@ -662,14 +755,21 @@ fn is_fatal_log_line(line: &str) -> bool {
 
 fn random_suffix() -> String {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     format!("{:08x}", hasher.finish() as u32)
 }
 
 /// A shared test bed is never dropped (statics are not), so its state dir outlives
 /// the test binary; the next start removes those whose process is gone.
 fn remove_abandoned_state_dirs() {
-    let Ok(entries) = fs::read_dir(env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(env::temp_dir()) else {
+        return;
+    };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(pid) = name
@@ -681,7 +781,10 @@ fn remove_abandoned_state_dirs() {
             continue;
         };
         let path = entry.path();
-        if !Path::new(&format!("/proc/{pid}")).exists() && !path.join(KEEP_MARKER).exists() && path.is_dir() {
+        if !Path::new(&format!("/proc/{pid}")).exists()
+            && !path.join(KEEP_MARKER).exists()
+            && path.is_dir()
+        {
             let _ = fs::remove_dir_all(path);
         }
     }
@@ -701,18 +804,28 @@ mod tests {
         ]});
         assert_eq!(
             served_resources(&list),
-            vec![("platform.pave.dev/v1alpha1".to_owned(), "components".to_owned())]
+            vec![(
+                "platform.pave.dev/v1alpha1".to_owned(),
+                "components".to_owned()
+            )]
         );
         let single = serde_json::json!({"kind": "CustomResourceDefinition", "spec": {"group": "g.dev",
             "names": {"plural": "things"}, "versions": [{"name": "v1", "served": true}]}});
-        assert_eq!(served_resources(&single), vec![("g.dev/v1".to_owned(), "things".to_owned())]);
+        assert_eq!(
+            served_resources(&single),
+            vec![("g.dev/v1".to_owned(), "things".to_owned())]
+        );
     }
 
     #[test]
     fn fatal_lines_are_recognised() {
-        assert!(is_fatal_log_line("F1126 14:00:00.000000    1 server.go:1] error: boom"));
+        assert!(is_fatal_log_line(
+            "F1126 14:00:00.000000    1 server.go:1] error: boom"
+        ));
         assert!(is_fatal_log_line("Error: unknown flag: --nope"));
-        assert!(!is_fatal_log_line("I1126 14:00:00.000000    1 gc.go:1] Fine"));
+        assert!(!is_fatal_log_line(
+            "I1126 14:00:00.000000    1 gc.go:1] Fine"
+        ));
         assert!(!is_fatal_log_line("Failed to do a thing, retrying"));
     }
 
@@ -720,6 +833,10 @@ mod tests {
     fn random_suffixes_are_dns_labels_and_differ() {
         let (a, b) = (random_suffix(), random_suffix());
         assert_ne!(a, b);
-        assert!(a.len() == 8 && a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.len() == 8
+                && a.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
 }

@@ -11,7 +11,10 @@ use pave_testenv::{Options, TestEnv};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
-#[command(version, about = "pave's local test bed: Kubernetes control plane and moto")]
+#[command(
+    version,
+    about = "pave's local test bed: Kubernetes control plane and moto"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -35,7 +38,11 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cmd::Up { crds, state_dir, keep } = Cli::parse().command;
+    let Cmd::Up {
+        crds,
+        state_dir,
+        keep,
+    } = Cli::parse().command;
     let started = std::time::Instant::now();
     let mut env = TestEnv::start(Options {
         crd_dir: crds,

@@ -28,7 +28,8 @@ pub(crate) struct Pki {
 impl Pki {
     pub fn generate() -> Result<Self, rcgen::Error> {
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name.push(DnType::CommonName, "pave-testenv-ca");
+        ca.distinguished_name
+            .push(DnType::CommonName, "pave-testenv-ca");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -41,7 +42,9 @@ impl Pki {
             let mut params = CertificateParams::new(sans)?;
             params.distinguished_name.push(DnType::CommonName, cn);
             if let Some(org) = org {
-                params.distinguished_name.push(DnType::OrganizationName, org);
+                params
+                    .distinguished_name
+                    .push(DnType::OrganizationName, org);
             }
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![usage];
@@ -77,7 +80,12 @@ impl Pki {
 
 /// A kubeconfig for the admin user with every certificate embedded, so it keeps
 /// working when copied elsewhere.
-pub(crate) fn render_kubeconfig(server: &str, ca_cert: &str, client_cert: &str, client_key: &str) -> String {
+pub(crate) fn render_kubeconfig(
+    server: &str,
+    ca_cert: &str,
+    client_cert: &str,
+    client_key: &str,
+) -> String {
     let b64 = |pem: &str| BASE64.encode(pem);
     format!(
         "apiVersion: v1
@@ -120,13 +128,21 @@ mod tests {
         }
         assert_ne!(pki.serving_cert, pki.admin_cert);
         assert_ne!(pki.serving_key, pki.service_account_key);
-        assert!(pki.service_account_public_key.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            pki.service_account_public_key
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 
     #[test]
     fn kubeconfig_embeds_everything_and_is_read_by_kube() {
         let pki = Pki::generate().unwrap();
-        let yaml = render_kubeconfig("https://127.0.0.1:6443", &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
+        let yaml = render_kubeconfig(
+            "https://127.0.0.1:6443",
+            &pki.ca_cert,
+            &pki.admin_cert,
+            &pki.admin_key,
+        );
         let config = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
         assert_eq!(config.current_context.as_deref(), Some("pave-testenv"));
         let cluster = config.clusters[0].cluster.as_ref().unwrap();

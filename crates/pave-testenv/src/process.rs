@@ -7,8 +7,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Sender};
 use std::sync::OnceLock;
+use std::sync::mpsc::{self, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -91,12 +91,19 @@ impl Process {
 }
 
 /// Stops every process: SIGTERM to all at once, a short grace period, then SIGKILL,
-/// and reaps each so none is left as a zombie.
-pub(crate) fn stop_all(processes: &mut [Process], grace: Duration) {
+/// and reaps each so none is left as a zombie. Those named in `kill_at_once` get
+/// SIGKILL straight away: kube-apiserver drains watches for a minute after SIGTERM,
+/// and a throwaway cluster has nothing worth a graceful shutdown.
+pub(crate) fn stop_all(processes: &mut [Process], grace: Duration, kill_at_once: &[&str]) {
     for p in processes.iter_mut() {
         if p.exited().is_none() {
+            let signal = if kill_at_once.contains(&p.name) {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
             // SAFETY: plain kill(2) on a child we have not reaped yet.
-            unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+            unsafe { libc::kill(p.child.id() as libc::pid_t, signal) };
         }
     }
     let deadline = Instant::now() + grace;
@@ -141,7 +148,8 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
 /// A minimal HTTP/1.0 request to a loopback port; returns the status code and body.
 /// Enough for etcd's and moto's plain-HTTP endpoints without an HTTP client crate.
 pub(crate) fn http(method: &str, port: u16, path: &str, body: &str) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let content_type = if body.is_empty() {
@@ -192,16 +200,20 @@ mod tests {
 
     #[test]
     fn children_are_spawned_and_stopped() {
-        let log = std::env::temp_dir().join(format!("pave-testenv-child-{}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("pave-testenv-child-{}.log", std::process::id()));
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo started; exec sleep 600"]);
         let mut processes = [Process::spawn("sleeper", cmd, &log).unwrap()];
         thread::sleep(Duration::from_millis(200));
         assert!(processes[0].exited().is_none());
         let started = Instant::now();
-        stop_all(&mut processes, Duration::from_secs(5));
+        stop_all(&mut processes, Duration::from_secs(5), &[]);
         assert!(processes[0].exited().is_some());
-        assert!(started.elapsed() < Duration::from_secs(4), "SIGTERM should stop sleep at once");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "SIGTERM should stop sleep at once"
+        );
         assert_eq!(processes[0].tail(5), "started");
         std::fs::remove_file(&log).unwrap();
     }

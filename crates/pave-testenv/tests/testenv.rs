@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pave_testenv::TestEnv;
+use pave_testenv::{Options, TestEnv};
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> String {
     env.run_kubectl(args).unwrap_or_else(|e| panic!("{e}"))
@@ -31,7 +31,10 @@ fn uuid_like() -> String {
 fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
-        assert!(started.elapsed() < within, "{what} did not happen within {within:?}");
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -39,9 +42,16 @@ fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
 #[test]
 fn server_reports_the_pinned_kubernetes_version() {
     let env = TestEnv::shared();
-    let version: serde_json::Value = serde_json::from_str(&kubectl(env, &["version", "-o", "json"])).unwrap();
-    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.4", "{version}");
-    assert_eq!(version["clientVersion"]["gitVersion"], "v1.34.4", "{version}");
+    let version: serde_json::Value =
+        serde_json::from_str(&kubectl(env, &["version", "-o", "json"])).unwrap();
+    assert_eq!(
+        version["serverVersion"]["gitVersion"], "v1.34.4",
+        "{version}"
+    );
+    assert_eq!(
+        version["clientVersion"]["gitVersion"], "v1.34.4",
+        "{version}"
+    );
 }
 
 #[test]
@@ -64,7 +74,18 @@ fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
     let env = TestEnv::shared();
     let ns = env.namespace("gc");
     kubectl(env, &["create", "configmap", "owner", "-n", &ns]);
-    let owner_uid = kubectl(env, &["get", "configmap", "owner", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]);
+    let owner_uid = kubectl(
+        env,
+        &[
+            "get",
+            "configmap",
+            "owner",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+    );
     let dependent = serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "dependent", "namespace": &*ns, "ownerReferences": [{
@@ -73,13 +94,28 @@ fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
     });
     create(env, &dependent, &[]);
 
-    kubectl(env, &["delete", "configmap", "owner", "-n", &ns, "--cascade=foreground", "--wait=false"]);
+    kubectl(
+        env,
+        &[
+            "delete",
+            "configmap",
+            "owner",
+            "-n",
+            &ns,
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+    );
     // Foreground deletion only completes when the garbage collector has removed the
     // dependent and then the owner's foregroundDeletion finalizer.
-    eventually(Duration::from_secs(60), "foreground deletion by the garbage collector", || {
-        let left = kubectl(env, &["get", "configmaps", "-n", &ns, "-o", "name"]);
-        !left.contains("configmap/owner") && !left.contains("configmap/dependent")
-    });
+    eventually(
+        Duration::from_secs(60),
+        "foreground deletion by the garbage collector",
+        || {
+            let left = kubectl(env, &["get", "configmaps", "-n", &ns, "-o", "name"]);
+            !left.contains("configmap/owner") && !left.contains("configmap/dependent")
+        },
+    );
 }
 
 #[test]
@@ -102,7 +138,10 @@ fn service_account_tokens_can_be_requested() {
 #[test]
 fn kube_client_talks_to_the_apiserver_as_admin() {
     let env = TestEnv::shared();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let client = env.client().await.unwrap();
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
@@ -128,8 +167,14 @@ fn moto_serves_ec2_and_resets() {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response:.300}");
-    assert!(response.contains("<regionName>us-east-1</regionName>"), "{response:.300}");
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "{response:.300}"
+    );
+    assert!(
+        response.contains("<regionName>us-east-1</regionName>"),
+        "{response:.300}"
+    );
     env.reset_moto().unwrap();
 }
 
@@ -141,5 +186,86 @@ fn logs_tail_names_every_component() {
         assert!(logs.contains(&format!("==> {component} (")), "{logs}");
     }
     let sourced = std::fs::read_to_string(env.env_file()).unwrap();
-    assert!(sourced.contains(&format!("export AWS_ENDPOINT_URL='{}'", env.moto_endpoint())), "{sourced}");
+    assert!(
+        sourced.contains(&format!(
+            "export AWS_ENDPOINT_URL='{}'",
+            env.moto_endpoint()
+        )),
+        "{sourced}"
+    );
+}
+
+#[test]
+fn a_private_env_serves_its_crds_to_the_garbage_collector_and_cleans_up() {
+    let crds = std::env::temp_dir().join(format!("pave-testenv-crds-{}", uuid_like()));
+    std::fs::create_dir_all(&crds).unwrap();
+    let widget_crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.testenv.pave.dev"},
+        "spec": {"group": "testenv.pave.dev", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    });
+    std::fs::write(crds.join("widgets.json"), widget_crd.to_string()).unwrap();
+    let env = TestEnv::start(Options {
+        crd_dir: Some(crds.clone()),
+        ..Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(&crds).unwrap();
+
+    // Served at once, and known to the garbage collector, which started after it.
+    let widget = serde_json::json!({"apiVersion": "testenv.pave.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "default"}});
+    create(&env, &widget, &[]);
+    let uid = kubectl(
+        &env,
+        &[
+            "get",
+            "widget",
+            "w",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+    );
+    let dependent = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "of-w", "namespace": "default", "ownerReferences": [{
+            "apiVersion": "testenv.pave.dev/v1", "kind": "Widget", "name": "w", "uid": uid}]}});
+    create(&env, &dependent, &[]);
+    kubectl(
+        &env,
+        &["delete", "widget", "w", "-n", "default", "--wait=false"],
+    );
+    eventually(
+        Duration::from_secs(60),
+        "background deletion of a custom resource's dependent",
+        || {
+            env.run_kubectl(&["get", "configmap", "of-w", "-n", "default"])
+                .is_err()
+        },
+    );
+
+    let state_dir = env.state_dir().to_owned();
+    let kubeconfig = std::fs::read_to_string(env.kubeconfig_path()).unwrap();
+    let apiserver = kubeconfig
+        .split("server: https://")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    drop(env);
+    assert!(
+        !state_dir.exists(),
+        "{} was left behind",
+        state_dir.display()
+    );
+    assert!(
+        std::net::TcpStream::connect(&apiserver).is_err(),
+        "kube-apiserver still listens on {apiserver}"
+    );
 }
