@@ -49,7 +49,11 @@ pub fn kubectl_ok(env: &TestEnv, args: &[&str], stdin: &str) -> String {
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`
 /// with `what` and the last observation.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         match check() {

@@ -41,7 +41,8 @@ fn load_corpus() -> Vec<Case> {
                 .map(|doc| serde_yaml::from_str(doc).unwrap_or_else(|e| panic!("{file}: {e}")))
                 .collect();
             Case {
-                expect_field: header("expect-field").unwrap_or_else(|| panic!("{file} has no '# expect-field:'")),
+                expect_field: header("expect-field")
+                    .unwrap_or_else(|| panic!("{file} has no '# expect-field:'")),
                 expect_message: header("expect-message"),
                 file,
                 documents,
@@ -75,7 +76,10 @@ fn check(env: &TestEnv, namespace: &str, case: &Case) -> Result<(), String> {
         let (doc, t) = place(doc.clone(), namespace);
         let out = kubectl(env, &["create", "-f", "-"], &doc.to_string());
         if !out.status.success() {
-            return Err(format!("the valid first document was refused: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "the valid first document was refused: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         target = t;
         stored_before = get(env, &target)?;
@@ -84,7 +88,11 @@ fn check(env: &TestEnv, namespace: &str, case: &Case) -> Result<(), String> {
     if target.is_empty() {
         target = t;
     }
-    let verb = if earlier.is_empty() { "create" } else { "replace" };
+    let verb = if earlier.is_empty() {
+        "create"
+    } else {
+        "replace"
+    };
     let out = kubectl(env, &[verb, "-f", "-"], &doc.to_string());
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
@@ -94,7 +102,10 @@ fn check(env: &TestEnv, namespace: &str, case: &Case) -> Result<(), String> {
         return Err(format!("refused, but not by validation: {stderr}"));
     }
     if !stderr.contains(&case.expect_field) {
-        return Err(format!("the error does not name {}: {stderr}", case.expect_field));
+        return Err(format!(
+            "the error does not name {}: {stderr}",
+            case.expect_field
+        ));
     }
     if let Some(message) = &case.expect_message
         && !stderr.contains(message.as_str())
@@ -114,13 +125,18 @@ fn get(env: &TestEnv, target: &[String]) -> Result<Option<Value>, String> {
     args.extend(target.iter().map(String::as_str));
     let out = kubectl(env, &args, "");
     if !out.status.success() {
-        return Err(format!("kubectl get failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "kubectl get failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     if out.stdout.is_empty() {
         return Ok(None);
     }
     let object: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(Some(serde_json::json!({"spec": object["spec"], "generation": object["metadata"]["generation"]})))
+    Ok(Some(
+        serde_json::json!({"spec": object["spec"], "generation": object["metadata"]["generation"]}),
+    ))
 }
 
 #[test]
@@ -128,7 +144,11 @@ fn invalid_manifests_are_refused_at_admission_naming_the_field() {
     let env = TestEnv::shared();
     let namespace = env.namespace("admission");
     let corpus = load_corpus();
-    assert!(corpus.len() >= 25, "the corpus has only {} manifests", corpus.len());
+    assert!(
+        corpus.len() >= 25,
+        "the corpus has only {} manifests",
+        corpus.len()
+    );
 
     let failures = Mutex::new(vec![]);
     // kubectl round trips dominate; four at a time keeps this test to a few seconds.
@@ -139,7 +159,10 @@ fn invalid_manifests_are_refused_at_admission_naming_the_field() {
             scope.spawn(move || {
                 for case in chunk {
                     if let Err(why) = check(env, namespace, case) {
-                        failures.lock().unwrap().push(format!("{}: {why}", case.file));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {why}", case.file));
                     }
                 }
             });

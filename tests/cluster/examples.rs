@@ -15,36 +15,96 @@ fn examples_apply_and_list_under_the_pave_category() {
         "scorecard.platform.pave.dev/service-maturity",
         "developerenvironment.platform.pave.dev/feature-payment-v2-env",
     ] {
-        assert!(applied.contains(object), "kubectl apply did not create {object}:\n{applied}");
+        assert!(
+            applied.contains(object),
+            "kubectl apply did not create {object}:\n{applied}"
+        );
     }
 
     let listed = kubectl_ok(env, &["get", "pave", "-A"], "");
     let has_row = |cells: &[&str]| {
+        listed.lines().any(|line| {
+            cells.iter().all(|c| {
+                line.split_whitespace()
+                    .any(|w| w == *c || w.ends_with(&format!("/{c}")))
+            })
+        })
+    };
+    let has_header = |cells: &[&str]| {
         listed
             .lines()
-            .any(|line| cells.iter().all(|c| line.split_whitespace().any(|w| w == *c || w.ends_with(&format!("/{c}")))))
+            .any(|line| cells.iter().all(|c| line.contains(c)))
     };
-    let has_header = |cells: &[&str]| listed.lines().any(|line| cells.iter().all(|c| line.contains(c)));
-    assert!(has_header(&["TYPE", "LIFECYCLE", "OWNER", "READY", "LEVEL"]), "Component columns missing:\n{listed}");
-    assert!(has_row(&["team-payments", "payment-service", "service", "production", "payments-team"]), "{listed}");
-    assert!(has_header(&["REGION", "DB SIZE", "CLUSTER", "PHASE", "READY", "AGE"]), "environment columns missing:\n{listed}");
-    assert!(has_row(&["feature-payment-v2-env", "ap-northeast-2", "db.t3.medium", "small"]), "{listed}");
-    assert!(has_header(&["TITLE", "EVALUATED", "AGE"]), "Scorecard columns missing:\n{listed}");
+    assert!(
+        has_header(&["TYPE", "LIFECYCLE", "OWNER", "READY", "LEVEL"]),
+        "Component columns missing:\n{listed}"
+    );
+    assert!(
+        has_row(&[
+            "team-payments",
+            "payment-service",
+            "service",
+            "production",
+            "payments-team"
+        ]),
+        "{listed}"
+    );
+    assert!(
+        has_header(&["REGION", "DB SIZE", "CLUSTER", "PHASE", "READY", "AGE"]),
+        "environment columns missing:\n{listed}"
+    );
+    assert!(
+        has_row(&[
+            "feature-payment-v2-env",
+            "ap-northeast-2",
+            "db.t3.medium",
+            "small"
+        ]),
+        "{listed}"
+    );
+    assert!(
+        has_header(&["TITLE", "EVALUATED", "AGE"]),
+        "Scorecard columns missing:\n{listed}"
+    );
     assert!(has_row(&["service-maturity", "서비스"]), "{listed}");
 
     // Short names work (`sc` is StorageClass's in every cluster, so `scard`), and the
     // article's scorecard kept its Korean title and rules.
-    let rules = kubectl_ok(env, &["get", "scard", "service-maturity", "-o", "jsonpath={.spec.rules[*].identifier}"], "");
+    let rules = kubectl_ok(
+        env,
+        &[
+            "get",
+            "scard",
+            "service-maturity",
+            "-o",
+            "jsonpath={.spec.rules[*].identifier}",
+        ],
+        "",
+    );
     assert_eq!(rules, "has-catalog-info has-owner has-runbook has-alerting");
     let defaults = kubectl_ok(
         env,
-        &["get", "devenv", "-n", "team-payments", "feature-payment-v2-env", "-o",
-          "jsonpath={.spec.parameters.dbEngine} {.spec.parameters.dbStorageGiB} {.spec.deletionPolicy}"],
+        &[
+            "get",
+            "devenv",
+            "-n",
+            "team-payments",
+            "feature-payment-v2-env",
+            "-o",
+            "jsonpath={.spec.parameters.dbEngine} {.spec.parameters.dbStorageGiB} {.spec.deletionPolicy}",
+        ],
         "",
     );
-    assert_eq!(defaults, "postgres 20 Delete", "the API server applies the documented defaults");
+    assert_eq!(
+        defaults, "postgres 20 Delete",
+        "the API server applies the documented defaults"
+    );
 
-    kubectl_ok(env, &["delete", "-f", examples.to_str().unwrap(), "--wait=false"], "");
+    kubectl_ok(
+        env,
+        &["delete", "-f", examples.to_str().unwrap(), "--wait=false"],
+        "",
+    );
 }
 
 #[test]
@@ -52,7 +112,11 @@ fn kubectl_explain_shows_the_field_documentation() {
     let env = TestEnv::shared();
     let out = kubectl(env, &["explain", "devenv.spec.parameters.dbStorageGiB"], "");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("May grow, never shrink"), "{text}");
     let out = kubectl_ok(env, &["explain", "component.spec.owner"], "");
     assert!(out.contains("entity reference"), "{out}");

@@ -19,7 +19,19 @@ fn owned_child_is_collected_on_foreground_deletion() {
         r#"{"apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
             "metadata": {"name": "owner"}, "spec": {"parameters": {"region": "us-east-1"}}}"#,
     );
-    let uid = kubectl_ok(env, &["get", "devenv", "owner", "-n", ns, "-o", "jsonpath={.metadata.uid}"], "");
+    let uid = kubectl_ok(
+        env,
+        &[
+            "get",
+            "devenv",
+            "owner",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        "",
+    );
     let child = serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "child", "ownerReferences": [{
@@ -29,13 +41,59 @@ fn owned_child_is_collected_on_foreground_deletion() {
     });
     kubectl_ok(env, &["apply", "-n", ns, "-f", "-"], &child.to_string());
 
-    kubectl_ok(env, &["delete", "devenv", "owner", "-n", ns, "--cascade=foreground", "--wait=false"], "");
-    wait_for("the owned ConfigMap to be garbage-collected", Duration::from_secs(60), || {
-        let left = kubectl_ok(env, &["get", "configmap", "child", "-n", ns, "--ignore-not-found", "-o", "name"], "");
-        if left.is_empty() { Ok(()) } else { Err(left) }
-    });
-    wait_for("the environment to be gone after its child", Duration::from_secs(30), || {
-        let left = kubectl_ok(env, &["get", "devenv", "owner", "-n", ns, "--ignore-not-found", "-o", "name"], "");
-        if left.is_empty() { Ok(()) } else { Err(left) }
-    });
+    kubectl_ok(
+        env,
+        &[
+            "delete",
+            "devenv",
+            "owner",
+            "-n",
+            ns,
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+        "",
+    );
+    wait_for(
+        "the owned ConfigMap to be garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let left = kubectl_ok(
+                env,
+                &[
+                    "get",
+                    "configmap",
+                    "child",
+                    "-n",
+                    ns,
+                    "--ignore-not-found",
+                    "-o",
+                    "name",
+                ],
+                "",
+            );
+            if left.is_empty() { Ok(()) } else { Err(left) }
+        },
+    );
+    wait_for(
+        "the environment to be gone after its child",
+        Duration::from_secs(30),
+        || {
+            let left = kubectl_ok(
+                env,
+                &[
+                    "get",
+                    "devenv",
+                    "owner",
+                    "-n",
+                    ns,
+                    "--ignore-not-found",
+                    "-o",
+                    "name",
+                ],
+                "",
+            );
+            if left.is_empty() { Ok(()) } else { Err(left) }
+        },
+    );
 }

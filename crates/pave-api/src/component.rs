@@ -163,7 +163,9 @@ pub struct ComponentStatus {
 }
 
 /// A relation from this entity to another.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub struct Relation {
     /// `ownedBy`, `ownerOf`, `dependsOn`, `dependencyOf`, `providesApi`,
     /// `apiProvidedBy`, `consumesApi`, `apiConsumedBy`, `partOf` or `hasPart`.

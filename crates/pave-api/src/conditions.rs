@@ -82,6 +82,20 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
+/// The schema of a `conditions` field: `metav1.Condition` items in a list-map keyed
+/// by `type`, so server-side apply merges them per type as built-in kinds do.
+pub fn schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = generator.subschema_for::<Condition>();
+    schemars::json_schema!({
+        "description": "The latest observations of the object's state, one per type.",
+        "type": "array",
+        "items": item,
+        "maxItems": 32,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,8 +107,14 @@ mod tests {
     #[test]
     fn same_status_keeps_transition_time() {
         let mut list = vec![];
-        set(&mut list, new(READY, Status::False, "Waiting", "a", Some(1), at(10)));
-        set(&mut list, new(READY, Status::False, "Waiting", "b", Some(2), at(20)));
+        set(
+            &mut list,
+            new(READY, Status::False, "Waiting", "a", Some(1), at(10)),
+        );
+        set(
+            &mut list,
+            new(READY, Status::False, "Waiting", "b", Some(2), at(20)),
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].last_transition_time, Time(at(10)));
         assert_eq!(list[0].message, "b");
@@ -104,8 +124,14 @@ mod tests {
     #[test]
     fn new_status_moves_transition_time() {
         let mut list = vec![];
-        set(&mut list, new(READY, Status::False, "Waiting", "", Some(1), at(10)));
-        set(&mut list, new(READY, Status::True, "Ready", "", Some(1), at(20)));
+        set(
+            &mut list,
+            new(READY, Status::False, "Waiting", "", Some(1), at(10)),
+        );
+        set(
+            &mut list,
+            new(READY, Status::True, "Ready", "", Some(1), at(20)),
+        );
         assert_eq!(list[0].last_transition_time, Time(at(20)));
         assert_eq!(find(&list, READY).unwrap().status, "True");
     }
@@ -120,18 +146,4 @@ mod tests {
         remove(&mut list, READY);
         assert!(find(&list, READY).is_none());
     }
-}
-
-/// The schema of a `conditions` field: `metav1.Condition` items in a list-map keyed
-/// by `type`, so server-side apply merges them per type as built-in kinds do.
-pub fn schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let item = generator.subschema_for::<Condition>();
-    schemars::json_schema!({
-        "description": "The latest observations of the object's state, one per type.",
-        "type": "array",
-        "items": item,
-        "maxItems": 32,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-    })
 }

@@ -28,12 +28,32 @@ use crate::grammar::{DB_CLASS_PATTERN, DURATION_PATTERN, NAMESPACE_PATTERN, REGI
     category = "pave",
     derive = "PartialEq",
     doc = "A self-service cloud environment: VPC, EC2 and RDS in one AWS region, with a connection secret and optional GitOps.",
-    printcolumn(name = "Region", type_ = "string", json_path = ".spec.parameters.region"),
-    printcolumn(name = "DB Size", type_ = "string", json_path = ".spec.parameters.dbSize"),
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.parameters.clusterSize"),
+    printcolumn(
+        name = "Region",
+        type_ = "string",
+        json_path = ".spec.parameters.region"
+    ),
+    printcolumn(
+        name = "DB Size",
+        type_ = "string",
+        json_path = ".spec.parameters.dbSize"
+    ),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".spec.parameters.clusterSize"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DeveloperEnvironmentSpec {
@@ -114,7 +134,9 @@ fn default_storage() -> i32 {
 }
 
 /// A database engine RDS runs.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DbEngine {
     #[default]
@@ -123,7 +145,9 @@ pub enum DbEngine {
 }
 
 /// A compute profile.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterSize {
     #[default]
@@ -134,7 +158,9 @@ pub enum ClusterSize {
 }
 
 /// Whether deletion waits for the cloud.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CompositeDeletePolicy {
     Foreground,
     #[default]
@@ -142,7 +168,9 @@ pub enum CompositeDeletePolicy {
 }
 
 /// What deletion does to the cloud resources.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum DeletionPolicy {
     #[default]
     Delete,
@@ -156,7 +184,10 @@ pub struct GitOpsSpec {
     /// Git repository URL (`https://`, `ssh://`, `git@host:path` or `file://`). The
     /// operator's configuration may restrict which repositories are allowed.
     #[serde(rename = "repoURL")]
-    #[schemars(regex(pattern = "^((https?|ssh|git|file)://|git@)[^\\s]+$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = "^((https?|ssh|git|file)://|git@)[^\\s]+$"),
+        length(max = 2048)
+    )]
     pub repo_url: String,
 
     /// Directory inside the repository to deploy.

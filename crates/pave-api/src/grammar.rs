@@ -12,8 +12,7 @@ pub const TAG_PATTERN: &str = "^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$";
 
 /// An entity reference, `[kind:][namespace/]name`, matched case-insensitively as
 /// Backstage does. Kinds are letters; namespaces and names follow [`NAME_PATTERN`].
-pub const ENTITY_REF_PATTERN: &str =
-    "^([a-zA-Z][a-zA-Z0-9]*:)?([a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*/)?[a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*$";
+pub const ENTITY_REF_PATTERN: &str = "^([a-zA-Z][a-zA-Z0-9]*:)?([a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*/)?[a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*$";
 
 /// The same, but an empty string (meaning "not set", as Backstage files often write
 /// `subcomponentOf: ""`) is accepted too.

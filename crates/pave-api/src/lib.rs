@@ -4,6 +4,10 @@
 //! No I/O lives here. The schemas generated from these types (with their CEL rules)
 //! are the contract the API server enforces; `kubectl pave crds` writes them out.
 
+// `printcolumn(...)` repeats `type_ = "string"` by design; clippy reads that as a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod component;
 pub mod conditions;
 pub mod environment;
@@ -26,7 +30,11 @@ pub const CATEGORY: &str = "pave";
 
 /// Every CRD pave installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Component::crd(), DeveloperEnvironment::crd(), Scorecard::crd()]
+    vec![
+        Component::crd(),
+        DeveloperEnvironment::crd(),
+        Scorecard::crd(),
+    ]
 }
 
 /// The committed form of the CRDs: `(file name, YAML)` per CRD, as `make crds` writes

@@ -352,7 +352,11 @@ impl TestEnv {
                 }
             }
             Ok(())
-        })
+        })?;
+        // kubectl cached discovery while applying, before the CRDs were served; a stale
+        // cache makes `kubectl explain devenv` say the type does not exist.
+        let _ = fs::remove_dir_all(self.state_dir.join("kubectl-cache"));
+        Ok(())
     }
 
     fn start_controller_manager(&mut self) -> Result<(), Error> {
