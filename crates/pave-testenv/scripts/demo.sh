@@ -14,7 +14,7 @@ die() { echo "demo: $*" >&2; exit 1; }
 command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install Rust 1.94 or newer with rustup and run again"
 echo "demo: building pave (cargo build)" >&2
 cargo build -q -p pave-testenv -p pave-operator -p pave-cli || die "cargo build failed: see the errors above"
-BIN="$TARGET/debug"
+BIN="$(cd "$TARGET/debug" && pwd)"
 
 # A demo left running in another terminal owns the state dir; a stale one is replaced.
 if [ -f "$STATE/testenv.pid" ] && kill -0 "$(cat "$STATE/testenv.pid")" 2>/dev/null; then
@@ -45,7 +45,7 @@ set -a
 # shellcheck disable=SC1091
 source "$STATE/env"
 set +a
-export PATH="$PAVE_TESTBED_BIN:$PWD/$BIN:$PATH"
+export PATH="$PAVE_TESTBED_BIN:$BIN:$PATH"
 
 "$BIN/pave-operator" --metrics-addr 127.0.0.1:0 >"$STATE/operator.log" 2>&1 &
 pids+=($!)
@@ -67,7 +67,7 @@ cat <<TXT
 
 pave is running (first catalog after ${elapsed}s). In another terminal:
 
-  export KUBECONFIG=$KUBECONFIG PATH=$PAVE_TESTBED_BIN:$PWD/$BIN:\$PATH
+  export KUBECONFIG=$KUBECONFIG PATH=$PAVE_TESTBED_BIN:$BIN:\$PATH
   kubectl get pave -A
   kubectl describe comp -n team-payments payment-service
   kubectl explain devenv.spec.parameters
