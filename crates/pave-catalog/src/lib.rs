@@ -1,6 +1,9 @@
 //! The software catalog graph: entity references, relations, cycles and impact.
 //! Pure: no I/O, no Kubernetes types; the operator feeds it and writes its answers.
 
+mod derive;
 pub mod entity_ref;
+pub mod graph;
 
 pub use entity_ref::{EntityRef, Kind, RefError};
+pub use graph::{Catalog, ComponentRefs, ComponentView, Relation, RelationType, Unresolved};

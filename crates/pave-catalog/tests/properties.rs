@@ -1,0 +1,292 @@
+//! Properties of the catalog graph on random catalogs: relations come in pairs,
+//! cycles and impact agree with brute force, incremental updates agree with a
+//! recomputation from scratch, and an update names every Component whose view it
+//! changed.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef, RelationType};
+use proptest::prelude::*;
+
+const NAMESPACE: &str = "ns";
+
+#[derive(Clone, Debug)]
+enum Op {
+    Upsert {
+        name: u8,
+        depends_on: Vec<u8>,
+        provides: Vec<u8>,
+        consumes: Vec<u8>,
+        parent: Option<u8>,
+    },
+    Remove {
+        name: u8,
+    },
+    Resource {
+        name: u8,
+        exists: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let small = || prop::collection::vec(0u8..12, 0..4);
+    prop_oneof![
+        6 => (0u8..12, small(), prop::collection::vec(0u8..4, 0..2), prop::collection::vec(0u8..4, 0..2), prop::option::of(0u8..12))
+            .prop_map(|(name, depends_on, provides, consumes, parent)| Op::Upsert { name, depends_on, provides, consumes, parent }),
+        1 => (0u8..12).prop_map(|name| Op::Remove { name }),
+        1 => (0u8..4, any::<bool>()).prop_map(|(name, exists)| Op::Resource { name, exists }),
+    ]
+}
+
+fn component(name: u8) -> String {
+    format!("c{name}")
+}
+
+fn refs(depends_on: &[u8], provides: &[u8], consumes: &[u8], parent: Option<u8>) -> ComponentRefs {
+    ComponentRefs {
+        owner: "team".into(),
+        system: None,
+        subcomponent_of: parent.map(component),
+        // Every other dependency goes to a resource, so both kinds are exercised.
+        depends_on: depends_on
+            .iter()
+            .map(|&d| {
+                if d % 5 == 4 {
+                    format!("resource:r{}", d % 4)
+                } else {
+                    component(d)
+                }
+            })
+            .collect(),
+        provides_apis: provides.iter().map(|a| format!("api-{a}")).collect(),
+        consumes_apis: consumes.iter().map(|a| format!("api-{a}")).collect(),
+    }
+}
+
+fn apply(catalog: &mut Catalog, op: &Op) -> Vec<EntityRef> {
+    match op {
+        Op::Upsert {
+            name,
+            depends_on,
+            provides,
+            consumes,
+            parent,
+        } => catalog.upsert_component(
+            NAMESPACE,
+            &component(*name),
+            &refs(depends_on, provides, consumes, *parent),
+        ),
+        Op::Remove { name } => catalog.remove_component(NAMESPACE, &component(*name)),
+        Op::Resource { name, exists } => {
+            catalog.set_resource(NAMESPACE, &format!("r{name}"), *exists)
+        }
+    }
+}
+
+fn views(catalog: &Catalog) -> BTreeMap<String, ComponentView> {
+    (0..12)
+        .filter_map(|n| {
+            catalog
+                .view(NAMESPACE, &component(n))
+                .map(|v| (component(n), v))
+        })
+        .collect()
+}
+
+/// The dependsOn edges between existing Components, from the views.
+fn dependency_edges(views: &BTreeMap<String, ComponentView>) -> BTreeMap<String, Vec<String>> {
+    views
+        .iter()
+        .map(|(name, view)| {
+            let targets = view
+                .relations
+                .iter()
+                .filter(|r| {
+                    r.relation == RelationType::DependsOn
+                        && r.target.kind == pave_catalog::Kind::Component
+                })
+                .map(|r| r.target.name.clone())
+                .collect();
+            (name.clone(), targets)
+        })
+        .collect()
+}
+
+fn reaches(edges: &BTreeMap<String, Vec<String>>, from: &str, to: &str) -> bool {
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([from.to_owned()]);
+    while let Some(at) = queue.pop_front() {
+        for next in edges.get(&at).into_iter().flatten() {
+            if next == to {
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                queue.push_back(next.clone());
+            }
+        }
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_update_names_what_it_changed(ops in prop::collection::vec(op(), 1..40)) {
+        let mut catalog = Catalog::new();
+        let mut before = views(&catalog);
+        for op in &ops {
+            let affected: HashSet<String> = apply(&mut catalog, op).into_iter().map(|r| r.name).collect();
+            let after = views(&catalog);
+            for name in before.keys().chain(after.keys()) {
+                if before.get(name) != after.get(name) {
+                    prop_assert!(affected.contains(name), "{op:?} changed {name} without saying so");
+                }
+            }
+            before = after;
+        }
+    }
+
+    #[test]
+    fn incremental_state_equals_recomputation(ops in prop::collection::vec(op(), 1..40)) {
+        let mut catalog = Catalog::new();
+        for op in &ops {
+            apply(&mut catalog, op);
+        }
+        let incremental = catalog.derived_snapshot();
+        catalog.recompute();
+        prop_assert_eq!(incremental, catalog.derived_snapshot());
+    }
+
+    #[test]
+    fn relations_pair_cycles_and_impact_match_brute_force(ops in prop::collection::vec(op(), 1..40)) {
+        let mut catalog = Catalog::new();
+        for op in &ops {
+            apply(&mut catalog, op);
+        }
+        let views = views(&catalog);
+        let edges = dependency_edges(&views);
+        for (name, view) in &views {
+            // Relations in pairs: each resolved dependsOn/partOf to a Component has its
+            // reverse on the target.
+            for relation in &view.relations {
+                let reverse_expected = matches!(relation.relation, RelationType::DependsOn | RelationType::PartOf)
+                    && relation.target.kind == pave_catalog::Kind::Component;
+                if reverse_expected && relation.resolved {
+                    let target = &views[&relation.target.name];
+                    prop_assert!(
+                        target.relations.iter().any(|r| r.relation == relation.relation.reverse() && r.target.name == *name),
+                        "{name} {:?} {} but not the reverse", relation.relation, relation.target
+                    );
+                }
+                let reported = view.unresolved.iter().any(|u| u.reference == relation.target.to_string());
+                let reverse = matches!(relation.relation, RelationType::DependencyOf | RelationType::HasPart);
+                prop_assert_eq!(relation.resolved, reverse || !reported, "{} {:?}", name, relation);
+            }
+            // A cycle exactly when the component reaches itself, and the reported path
+            // is made of real edges.
+            prop_assert_eq!(view.cycle.is_some(), reaches(&edges, name, name), "cycle through {}", name);
+            if let Some(path) = &view.cycle {
+                prop_assert_eq!(&path[0].name, name);
+                prop_assert_eq!(&path[path.len() - 1].name, name);
+                for pair in path.windows(2) {
+                    prop_assert!(edges[&pair[0].name].contains(&pair[1].name));
+                }
+            }
+            // Impact: how many other components reach this one.
+            let dependents = views.keys().filter(|other| *other != name && reaches(&edges, other, name)).count();
+            prop_assert_eq!(view.impact as usize, dependents, "impact of {}", name);
+        }
+    }
+}
+
+#[test]
+fn dangling_reference_resolves_when_its_target_appears() {
+    let mut catalog = Catalog::new();
+    let affected = catalog.upsert_component(
+        "team-payments",
+        "payment-service",
+        &ComponentRefs {
+            owner: "payments-team".into(),
+            depends_on: vec![
+                "component:user-service".into(),
+                "resource:payments-database".into(),
+            ],
+            provides_apis: vec!["payment-api".into()],
+            ..Default::default()
+        },
+    );
+    assert_eq!(affected.len(), 1);
+    let view = catalog.view("team-payments", "payment-service").unwrap();
+    let unresolved: Vec<_> = view
+        .unresolved
+        .iter()
+        .map(|u| u.reference.as_str())
+        .collect();
+    assert_eq!(
+        unresolved,
+        [
+            "component:team-payments/user-service",
+            "resource:team-payments/payments-database"
+        ]
+    );
+    assert_eq!(
+        view.unresolved[0].reason,
+        "no Component user-service in namespace team-payments"
+    );
+
+    let affected = catalog.upsert_component(
+        "team-payments",
+        "user-service",
+        &ComponentRefs {
+            owner: "identity-team".into(),
+            ..Default::default()
+        },
+    );
+    let names: Vec<_> = affected.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["payment-service", "user-service"]);
+    let user = catalog.view("team-payments", "user-service").unwrap();
+    assert!(user.relations.iter().any(|r| r.relation == RelationType::DependencyOf && r.target.name == "payment-service"));
+    assert_eq!(user.impact, 1);
+    catalog.set_resource("team-payments", "payments-database", true);
+    assert!(
+        catalog
+            .view("team-payments", "payment-service")
+            .unwrap()
+            .unresolved
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_cycle_is_reported_with_its_path_and_cleared_when_broken() {
+    let mut catalog = Catalog::new();
+    let depends = |on: &str| ComponentRefs {
+        owner: "t".into(),
+        depends_on: vec![on.into()],
+        ..Default::default()
+    };
+    catalog.upsert_component("ns", "a", &depends("b"));
+    catalog.upsert_component("ns", "b", &depends("c"));
+    let affected = catalog.upsert_component("ns", "c", &depends("a"));
+    assert_eq!(affected.len(), 3, "every member of the new cycle is told");
+    let path: Vec<_> = catalog
+        .view("ns", "b")
+        .unwrap()
+        .cycle
+        .unwrap()
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(path, ["b", "c", "a", "b"]);
+    let affected = catalog.upsert_component(
+        "ns",
+        "c",
+        &ComponentRefs {
+            owner: "t".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(affected.len(), 3);
+    assert!(catalog.view("ns", "a").unwrap().cycle.is_none());
+}
