@@ -13,11 +13,25 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::graph::Id;
 
-/// Above this many nodes whose impact must be recounted, a full recomputation is
-/// cheaper than counting each one's ancestors.
-const INCREMENTAL_LIMIT: usize = 256;
-/// Above this many steps of ancestor counting, likewise.
-const INCREMENTAL_WORK: usize = 2_000_000;
+/// How much an update may recount of impact before it leaves the rest to one full
+/// recomputation: a few hundred nodes or some ten thousand steps keep an update well
+/// under a millisecond.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Nodes whose impact an update recounts itself.
+    pub region: usize,
+    /// Steps of ancestor counting an update spends.
+    pub work: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            region: 256,
+            work: 20_000,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct DependencyGraph {
@@ -34,6 +48,9 @@ pub(crate) struct DependencyGraph {
     impact: Vec<u32>,
     /// While set, edges are recorded but nothing is derived until [`Self::recompute`].
     pub(crate) deferred: bool,
+    /// Impact is out of date until [`Self::refresh_impact`].
+    impact_stale: bool,
+    pub(crate) limits: Limits,
 }
 
 impl DependencyGraph {
@@ -117,41 +134,35 @@ impl DependencyGraph {
             return vec![];
         }
 
-        // Everything whose set of ancestors can have changed: what the changed targets
-        // reach now, or reached through id's old edges.
-        let targets: Vec<Id> = removed.iter().chain(&added).copied().collect();
-        let region = self.reach_from(&targets, id, &old);
-
         let mut changed = Vec::new();
-        let cycles_may_change = removed
+        // Tarjan numbers components dependencies first, so every edge runs from a
+        // higher component number to a lower or equal one. A new edge that keeps that
+        // order cannot close a cycle; one that breaks it may, and the numbering must be
+        // redone. A removed edge inside a cycle may break it.
+        let order_broken = added
             .iter()
-            .any(|&t| self.scc[t as usize] == self.scc[id as usize])
-            || added.iter().any(|&t| t == id || region.contains(&id));
-        if cycles_may_change {
+            .any(|&t| self.scc[t as usize] >= self.scc[id as usize]);
+        let cycle_split = removed
+            .iter()
+            .any(|&t| self.scc[t as usize] == self.scc[id as usize]);
+        if order_broken || cycle_split {
             let before = self.cycle_members(id);
             self.recompute_sccs();
             let after = self.cycle_members(id);
             changed.extend(before.into_iter().chain(after));
         }
 
-        let work: usize = region
-            .iter()
-            .map(|&d| self.dependents[d as usize].len())
-            .sum();
-        if region.len() > INCREMENTAL_LIMIT || work > INCREMENTAL_WORK {
-            let old_impact = self.impact.clone();
-            self.recompute_impact();
-            changed.extend(
-                (0..self.impact.len() as Id)
-                    .filter(|&i| self.impact[i as usize] != old_impact[i as usize]),
-            );
-        } else {
-            for &d in &region {
-                let count = self.count_ancestors(d);
-                if count != self.impact[d as usize] {
-                    self.impact[d as usize] = count;
-                    changed.push(d);
-                }
+        // Impact changes for whatever the changed targets reach (through id's old
+        // edges too). Recount it now when that is small; otherwise leave it to
+        // `refresh_impact`, which recomputes everything in one pass.
+        if !self.impact_stale {
+            let targets: Vec<Id> = removed.iter().chain(&added).copied().collect();
+            match self
+                .bounded_reach(&targets, id, &old)
+                .and_then(|region| self.recount(&region))
+            {
+                Some(recounted) => changed.extend(recounted),
+                None => self.impact_stale = true,
             }
         }
         changed.sort_unstable();
@@ -159,34 +170,74 @@ impl DependencyGraph {
         changed
     }
 
+    /// Recomputes impact if an update left it stale. Returns the nodes whose impact
+    /// changed.
+    pub(crate) fn refresh_impact(&mut self) -> Vec<Id> {
+        if !self.impact_stale {
+            return vec![];
+        }
+        let old = self.impact.clone();
+        self.recompute_impact();
+        (0..self.impact.len() as Id)
+            .filter(|&i| self.impact[i as usize] != old[i as usize])
+            .collect()
+    }
+
+    pub(crate) fn impact_stale(&self) -> bool {
+        self.impact_stale
+    }
+
     /// Nodes reachable from `starts` (inclusive), following `id`'s old edges as well
-    /// as its current ones.
-    fn reach_from(&self, starts: &[Id], id: Id, old: &[Id]) -> HashSet<Id> {
+    /// as its current ones; `None` once there are more than the incremental limit.
+    fn bounded_reach(&self, starts: &[Id], id: Id, old: &[Id]) -> Option<HashSet<Id>> {
         let mut seen: HashSet<Id> = starts.iter().copied().collect();
         let mut queue: VecDeque<Id> = starts.iter().copied().collect();
         while let Some(at) = queue.pop_front() {
             let extra = if at == id { old } else { &[] };
             for &next in self.deps[at as usize].iter().chain(extra) {
                 if seen.insert(next) {
+                    if seen.len() > self.limits.region {
+                        return None;
+                    }
                     queue.push_back(next);
                 }
             }
         }
-        seen
+        Some(seen)
     }
 
-    /// How many other nodes reach `id`.
-    fn count_ancestors(&self, id: Id) -> u32 {
+    /// Recounts the impact of each node in `region`; `None` (and nothing changed)
+    /// if that would take more than the incremental work limit.
+    fn recount(&mut self, region: &HashSet<Id>) -> Option<Vec<Id>> {
+        let mut budget = self.limits.work;
+        let mut counts = Vec::with_capacity(region.len());
+        for &d in region {
+            counts.push((d, self.count_ancestors(d, &mut budget)?));
+        }
+        let mut changed = Vec::new();
+        for (d, count) in counts {
+            if self.impact[d as usize] != count {
+                self.impact[d as usize] = count;
+                changed.push(d);
+            }
+        }
+        Some(changed)
+    }
+
+    /// How many other nodes reach `id`, or `None` when that takes more steps than
+    /// `budget` has left.
+    fn count_ancestors(&self, id: Id, budget: &mut usize) -> Option<u32> {
         let mut seen: HashSet<Id> = HashSet::from([id]);
         let mut queue = VecDeque::from([id]);
         while let Some(at) = queue.pop_front() {
             for &prev in &self.dependents[at as usize] {
+                *budget = budget.checked_sub(1)?;
                 if seen.insert(prev) {
                     queue.push_back(prev);
                 }
             }
         }
-        (seen.len() - 1) as u32
+        Some((seen.len() - 1) as u32)
     }
 
     fn cycle_members(&self, id: Id) -> Vec<Id> {
@@ -280,6 +331,7 @@ impl DependencyGraph {
     /// bit-sliced counters, so counting costs a few word operations per component
     /// instead of one per bit.
     fn recompute_impact(&mut self) {
+        self.impact_stale = false;
         let n = self.deps.len();
         let components = self.scc.iter().copied().max().map_or(0, |m| m as usize + 1);
         let mut size = vec![0u32; components];

@@ -464,6 +464,33 @@ impl Catalog {
         self.derived.recompute(self.nodes.len());
     }
 
+    /// Whether an update reached too far to recount impact itself; then
+    /// [`Catalog::refresh_impact`] brings it up to date. Relations, references and
+    /// cycles are always current.
+    pub fn impact_pending(&self) -> bool {
+        self.derived.impact_stale()
+    }
+
+    /// Recomputes impact if it is pending. Returns the Components whose impact changed.
+    pub fn refresh_impact(&mut self) -> Vec<EntityRef> {
+        let mut changed: Vec<EntityRef> = self
+            .derived
+            .refresh_impact()
+            .into_iter()
+            .map(|id| &self.nodes[id as usize])
+            .filter(|n| n.exists && n.entity.kind == Kind::Component)
+            .map(|n| n.entity.clone())
+            .collect();
+        changed.sort();
+        changed
+    }
+
+    /// Sets how much an update may recount of impact itself (tests and benchmarks).
+    #[doc(hidden)]
+    pub fn set_incremental_limits(&mut self, limits: crate::derive::Limits) {
+        self.derived.limits = limits;
+    }
+
     /// Every entity's impact and whether it is on a cycle, for checking the
     /// incremental state against a recomputation from scratch.
     #[doc(hidden)]

@@ -2,6 +2,7 @@
 //! Pure: no I/O, no Kubernetes types; the operator feeds it and writes its answers.
 
 mod derive;
+pub use derive::Limits;
 pub mod entity_ref;
 pub mod graph;
 

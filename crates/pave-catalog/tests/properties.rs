@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef, RelationType};
+use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef, Limits, RelationType};
 use proptest::prelude::*;
 
 const NAMESPACE: &str = "ns";
@@ -63,7 +63,14 @@ fn refs(depends_on: &[u8], provides: &[u8], consumes: &[u8], parent: Option<u8>)
     }
 }
 
+/// Applies an update and brings impact up to date, as the controller does.
 fn apply(catalog: &mut Catalog, op: &Op) -> Vec<EntityRef> {
+    let mut affected = update(catalog, op);
+    affected.extend(catalog.refresh_impact());
+    affected
+}
+
+fn update(catalog: &mut Catalog, op: &Op) -> Vec<EntityRef> {
     match op {
         Op::Upsert {
             name,
@@ -81,6 +88,18 @@ fn apply(catalog: &mut Catalog, op: &Op) -> Vec<EntityRef> {
             catalog.set_resource(NAMESPACE, &format!("r{name}"), *exists)
         }
     }
+}
+
+/// Updates recount impact themselves within the default limits, and leave it all to
+/// `refresh_impact` with none.
+fn limits() -> impl Strategy<Value = Limits> {
+    prop_oneof![Just(Limits::default()), Just(Limits { region: 0, work: 0 })]
+}
+
+fn catalog(limits: Limits) -> Catalog {
+    let mut catalog = Catalog::new();
+    catalog.set_incremental_limits(limits);
+    catalog
 }
 
 fn views(catalog: &Catalog) -> BTreeMap<String, ComponentView> {
@@ -132,8 +151,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn every_update_names_what_it_changed(ops in prop::collection::vec(op(), 1..40)) {
-        let mut catalog = Catalog::new();
+    fn every_update_names_what_it_changed(ops in prop::collection::vec(op(), 1..40), limits in limits()) {
+        let mut catalog = catalog(limits);
         let mut before = views(&catalog);
         for op in &ops {
             let affected: HashSet<String> = apply(&mut catalog, op).into_iter().map(|r| r.name).collect();
@@ -148,8 +167,8 @@ proptest! {
     }
 
     #[test]
-    fn incremental_state_equals_recomputation(ops in prop::collection::vec(op(), 1..40)) {
-        let mut catalog = Catalog::new();
+    fn incremental_state_equals_recomputation(ops in prop::collection::vec(op(), 1..40), limits in limits()) {
+        let mut catalog = catalog(limits);
         for op in &ops {
             apply(&mut catalog, op);
         }
@@ -159,8 +178,8 @@ proptest! {
     }
 
     #[test]
-    fn relations_pair_cycles_and_impact_match_brute_force(ops in prop::collection::vec(op(), 1..40)) {
-        let mut catalog = Catalog::new();
+    fn relations_pair_cycles_and_impact_match_brute_force(ops in prop::collection::vec(op(), 1..40), limits in limits()) {
+        let mut catalog = catalog(limits);
         for op in &ops {
             apply(&mut catalog, op);
         }
