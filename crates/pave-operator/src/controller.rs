@@ -101,6 +101,24 @@ impl Context {
             debug!(controller = self.name, object = %describe(obj), "status unchanged");
             return Ok(false);
         };
+        self.apply_status(api, obj, status).await?;
+        Ok(true)
+    }
+}
+
+impl Context {
+    /// Writes `status` (the fields this controller owns) with server-side apply under
+    /// this controller's field manager. Fields it owned before and leaves out are
+    /// removed, which is how an empty list or a cleared value is written.
+    pub async fn apply_status<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        status: impl Serialize + Debug,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    {
         let body = StatusApply {
             api_version: &K::api_version(&()),
             kind: &K::kind(&()),
@@ -114,8 +132,8 @@ impl Context {
                 source,
             })?;
         self.metrics.status_written(self.name);
-        info!(controller = self.name, object = %describe(obj), generation, "status written");
-        Ok(true)
+        debug!(controller = self.name, object = %describe(obj), "status written");
+        Ok(())
     }
 }
 
@@ -137,10 +155,10 @@ pub struct StatusPatch {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StatusApply<'a> {
+struct StatusApply<'a, S> {
     api_version: &'a str,
     kind: &'a str,
-    status: StatusPatch,
+    status: S,
 }
 
 /// The status patch that brings `current` to `wanted` at `generation`, or `None` when
@@ -200,6 +218,23 @@ where
     F: Fn(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let api = Api::<DeserializeGuard<K>>::all(shared.client.clone());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    run_controller(shared, name, controller, reconcile).await;
+}
+
+/// Runs a prepared controller (its own input streams, triggers, configuration) with
+/// the shared readiness, metrics, backoff and shutdown handling.
+pub async fn run_controller<K, F, Fut>(
+    shared: Shared,
+    name: &'static str,
+    controller: Controller<DeserializeGuard<K>>,
+    reconcile: F,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
     let ctx = Arc::new(Context {
         client: shared.client.clone(),
         name,
@@ -207,9 +242,7 @@ where
         recorder: Recorder::new(shared.client.clone(), Reporter::from(name)),
         failures: Mutex::default(),
     });
-    let api = Api::<DeserializeGuard<K>>::all(shared.client);
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(shared.shutdown);
+    let controller = controller.graceful_shutdown_on(shared.shutdown);
 
     let store = controller.store();
     let readiness = shared.readiness;

@@ -2,179 +2,14 @@
 //! ready, acknowledges a Component applied with kubectl, leaves a steady cluster
 //! alone, and stops cleanly on SIGTERM. Startup failures exit with one clear line.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+use std::time::Duration;
+
+use common::{CATALOG, Operator, eventually, kubectl_apply};
 use pave_testenv::{Options, TestEnv};
 use serde_json::Value;
-
-const CATALOG: &str = "pave-catalog";
-
-/// A running operator. Dropping it kills the process, so a failed assertion never
-/// leaves one behind; when the test is panicking its log is printed first.
-struct Operator {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Operator {
-    fn start(env: &TestEnv) -> Operator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pave-operator"))
-            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
-            .env("KUBECONFIG", env.kubeconfig_path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pave-operator");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening_address(&line) {
-                    let _ = addr_tx.send(addr);
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match addr_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Operator { child, addr, log },
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!(
-                    "pave-operator did not start listening ({status}):\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        }
-    }
-
-    /// `GET path` on the operator's HTTP server: status code and body.
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).expect("connect to the operator");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let code = response
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
-        (code, body)
-    }
-
-    /// The value of one counter series, e.g. `pave_operator_status_writes_total`
-    /// for `controller="pave-catalog"`.
-    fn counter(&self, name: &str, controller: &str) -> f64 {
-        let (code, body) = self.get("/metrics");
-        assert_eq!(code, 200, "{body}");
-        let series = format!("{name}{{controller=\"{controller}\"}} ");
-        body.lines()
-            .find_map(|line| line.strip_prefix(&series))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
-    }
-
-    /// Sends SIGTERM and waits up to `within` for the process to exit.
-    fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "pave-operator did not exit within {within:?} of SIGTERM:\n{}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- pave-operator log ----\n{}", self.log.lock().unwrap());
-        }
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The address in the operator's `listening on http://ADDR` log line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '"')
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Polls `check` until it returns `Some`, for at most `within`.
-fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn kubectl_apply(env: &TestEnv, manifest: &Value) {
-    let mut child = env
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn component(namespace: &str, description: &str) -> Value {
     serde_json::json!({
@@ -236,16 +71,10 @@ fn acknowledges_components_writes_only_on_change_and_stops_on_sigterm() {
         .iter()
         .find(|c| c["type"] == "Ready")
         .unwrap();
-    assert_eq!(ready["status"], "Unknown", "{obj}");
-    assert_eq!(ready["reason"], "NotImplemented", "{obj}");
-    assert!(
-        ready["message"].as_str().unwrap().contains("does not"),
-        "{obj}"
-    );
-    assert!(
-        obj["status"].get("phase").is_none(),
-        "no phase may pretend work was done: {obj}"
-    );
+    // Its only reference is its owner, a group, which exists once named.
+    assert_eq!(ready["status"], "True", "{obj}");
+    assert_eq!(ready["reason"], "Resolved", "{obj}");
+    assert_eq!(obj["status"]["relations"][0]["type"], "ownedBy", "{obj}");
     assert!(operator.counter("pave_operator_reconcile_runs_total", CATALOG) > 0.0);
 
     // The operator's own write triggers one more reconcile; after that, silence.

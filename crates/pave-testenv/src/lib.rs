@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::{env, fs, io, thread};
 
 use pki::Pki;
+pub use process::spawn_tied;
 use process::{Process, free_ports, http, stop_all};
 
 const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-testbed.sh");

@@ -40,6 +40,30 @@ fn spawn_from_spawner_thread(command: Command) -> io::Result<Child> {
     reply_rx.recv().map_err(|_| gone())?
 }
 
+/// Spawns `command` so that the child cannot outlive this process: it gets SIGKILL
+/// when the process exits, even on a panic with `panic=abort` or a SIGKILL. The child
+/// gets its own process group, so a terminal's Ctrl-C reaches only its owner, which
+/// stops it in order. For test helpers that start long-lived programs, such as the
+/// operator under test.
+pub fn spawn_tied(mut command: Command) -> io::Result<Child> {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    spawn_from_spawner_thread(command)
+}
+
 /// One started component: its child process and the log its stdout and stderr go to.
 #[derive(Debug)]
 pub(crate) struct Process {
@@ -55,24 +79,7 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                // A terminal's Ctrl-C goes to the whole foreground group; keeping the
-                // children out of it lets the owner stop them in order.
-                libc::setpgid(0, 0);
-                Ok(())
-            });
-        }
-        let child = spawn_from_spawner_thread(command)?;
+        let child = spawn_tied(command)?;
         Ok(Self {
             name,
             log: log.to_owned(),
