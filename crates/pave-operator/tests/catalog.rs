@@ -1,0 +1,248 @@
+//! The catalog against the real test bed, with the real operator binary: references
+//! that dangle are reported and resolve when their target appears, reverse relations
+//! reach targets nobody edited, cycles are reported with their path and cleared, and
+//! a batch of Components converges. One operator serves every test of this binary;
+//! each test works in its own namespace.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{Operator, eventually, kubectl_apply};
+use pave_testenv::TestEnv;
+use serde_json::{Value, json};
+
+/// The operator shared by this binary's tests, started once the control plane is up.
+fn operator() -> &'static Operator {
+    static OPERATOR: OnceLock<Operator> = OnceLock::new();
+    OPERATOR.get_or_init(|| {
+        let operator = Operator::start(TestEnv::shared());
+        eventually(Duration::from_secs(30), "/readyz answering 200", || {
+            (operator.get("/readyz").0 == 200).then_some(())
+        });
+        operator
+    })
+}
+
+/// Prints the operator's log when a test fails; the shared operator is never dropped.
+struct LogOnPanic;
+
+impl Drop for LogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = operator().log.lock().unwrap();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- pave-operator log (last 40 lines) ----");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn component(namespace: &str, name: &str, depends_on: &[&str]) -> Value {
+    json!({
+        "apiVersion": "platform.pave.dev/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "service", "lifecycle": "production", "owner": "team", "dependsOn": depends_on},
+    })
+}
+
+fn status(env: &TestEnv, namespace: &str, name: &str) -> Option<Value> {
+    let json = env
+        .run_kubectl(&["get", "component", name, "-n", namespace, "-o", "json"])
+        .ok()?;
+    let obj: Value = serde_json::from_str(&json).ok()?;
+    (obj["status"]["observedGeneration"] == obj["metadata"]["generation"])
+        .then(|| obj["status"].clone())
+}
+
+fn ready(status: &Value) -> (String, String, String) {
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_default();
+    let field = |k: &str| ready[k].as_str().unwrap_or_default().to_owned();
+    (field("status"), field("reason"), field("message"))
+}
+
+/// Waits until `name`'s Ready condition has `reason`, and returns its status.
+fn wait_reason(env: &TestEnv, namespace: &str, name: &str, reason: &str) -> Value {
+    eventually(
+        Duration::from_secs(20),
+        &format!("{name} Ready reason {reason}"),
+        || status(env, namespace, name).filter(|s| ready(s).1 == reason),
+    )
+}
+
+fn has_relation(status: &Value, kind: &str, target: &str) -> bool {
+    status["relations"].as_array().is_some_and(|rs| {
+        rs.iter()
+            .any(|r| r["type"] == kind && r["target"] == target)
+    })
+}
+
+#[test]
+fn dangling_reference_is_reported_then_resolved_and_reported_again_on_deletion() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-dangling");
+    let ns = ns.name();
+
+    kubectl_apply(
+        env,
+        &component(
+            ns,
+            "payment-service",
+            &["component:user-service", "resource:payments-db"],
+        ),
+    );
+    let s = wait_reason(env, ns, "payment-service", "UnresolvedReference");
+    let (_, _, message) = ready(&s);
+    for missing in [
+        format!("component:{ns}/user-service"),
+        format!("resource:{ns}/payments-db"),
+    ] {
+        assert!(message.contains(&missing), "{message}");
+        assert!(
+            s["unresolvedRefs"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(missing)),
+            "{s}"
+        );
+    }
+
+    // The missing targets appear: the dependent resolves without being touched.
+    kubectl_apply(env, &component(ns, "user-service", &[]));
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
+                "metadata": {"name": "payments-db", "namespace": ns},
+                "spec": {"parameters": {"region": "us-east-1"}}}),
+    );
+    let s = wait_reason(env, ns, "payment-service", "Resolved");
+    assert_eq!(ready(&s).0, "True");
+    assert!(s.get("unresolvedRefs").is_none(), "{s}");
+    assert!(
+        has_relation(&s, "dependsOn", &format!("component:{ns}/user-service")),
+        "{s}"
+    );
+
+    // The reverse relation reaches the target, which nobody edited, with its impact.
+    let user = eventually(
+        Duration::from_secs(20),
+        "user-service's dependencyOf",
+        || {
+            status(env, ns, "user-service").filter(|s| {
+                has_relation(
+                    s,
+                    "dependencyOf",
+                    &format!("component:{ns}/payment-service"),
+                )
+            })
+        },
+    );
+    assert_eq!(user["impact"], 1, "{user}");
+
+    // Deleting the dependency makes the reference dangle again.
+    env.run_kubectl(&["delete", "component", "user-service", "-n", ns])
+        .unwrap();
+    let s = wait_reason(env, ns, "payment-service", "UnresolvedReference");
+    assert_eq!(
+        s["unresolvedRefs"],
+        json!([format!("component:{ns}/user-service")]),
+        "{s}"
+    );
+}
+
+#[test]
+fn dependency_cycle_is_reported_with_its_path_then_cleared() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-cycle");
+    let ns = ns.name();
+
+    kubectl_apply(env, &component(ns, "a", &["b"]));
+    kubectl_apply(env, &component(ns, "b", &["c"]));
+    kubectl_apply(env, &component(ns, "c", &["a"]));
+    let s = wait_reason(env, ns, "b", "DependencyCycle");
+    assert_eq!(
+        ready(&s).2,
+        format!("dependency cycle: {ns}/b → {ns}/c → {ns}/a → {ns}/b")
+    );
+    for name in ["a", "c"] {
+        wait_reason(env, ns, name, "DependencyCycle");
+    }
+
+    // Breaking one edge clears the cycle on every member.
+    kubectl_apply(env, &component(ns, "c", &[]));
+    for name in ["a", "b", "c"] {
+        assert_eq!(ready(&wait_reason(env, ns, name, "Resolved")).0, "True");
+    }
+    let c = status(env, ns, "c").unwrap();
+    assert_eq!(c["impact"], 2, "a and b depend on c: {c}");
+}
+
+#[test]
+fn fifty_components_applied_at_once_converge() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-fifty");
+    let ns = ns.name();
+
+    // c0 ← c1 ← … ← c49: each depends on the one before, and c49 also on a missing one.
+    let items: Vec<Value> = (0..50)
+        .map(|i| {
+            let mut deps: Vec<String> = if i > 0 {
+                vec![format!("c{}", i - 1)]
+            } else {
+                vec![]
+            };
+            if i == 49 {
+                deps.push("not-there".into());
+            }
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            component(ns, &format!("c{i}"), &deps)
+        })
+        .collect();
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
+
+    eventually(
+        Duration::from_secs(60),
+        "all 50 Components with the right impact and readiness",
+        || {
+            let list: Value = serde_json::from_str(
+                &env.run_kubectl(&["get", "components", "-n", ns, "-o", "json"])
+                    .ok()?,
+            )
+            .ok()?;
+            let items = list["items"].as_array()?;
+            let converged = items.len() == 50
+                && items.iter().all(|obj| {
+                    let i: i64 = obj["metadata"]["name"].as_str().unwrap()[1..]
+                        .parse()
+                        .unwrap();
+                    let s = &obj["status"];
+                    let expected_reason = if i == 49 {
+                        "UnresolvedReference"
+                    } else {
+                        "Resolved"
+                    };
+                    s["observedGeneration"] == obj["metadata"]["generation"]
+                        && s["impact"] == 49 - i
+                        && ready(s).1 == expected_reason
+                });
+            converged.then_some(())
+        },
+    );
+}
