@@ -15,13 +15,14 @@ export RUST_TEST_THREADS ?= 4
 
 SCRIPTS := crates/pave-testenv/scripts
 
-.PHONY: help demo test unit-test lint crds testbed moto
+.PHONY: help demo test lint crds testbed bench
 
 help:
 	@echo "make demo   start a local control plane with pave and the article's examples"
 	@echo "make test   everything CI checks (lint, CRD freshness, unit and integration tests)"
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
+	@echo "make bench  benchmarks: the pure catalog core, then the catalog controller on a real control plane"
 
 # Builds the control plane from upstream Go modules (cached by version) and prints its
 # bin directory; installs moto into its own virtualenv.
@@ -40,6 +41,13 @@ test: testbed lint
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
 	cargo test --workspace --no-fail-fast
+
+# Reports numbers; asserts nothing about them (tests assert behaviour, not timings).
+bench: testbed
+	cargo bench -q -p pave-catalog --bench catalog
+	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
+	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
+	cargo bench -q -p pave-operator --bench catalog_cluster
 
 demo: testbed
 	@bash $(SCRIPTS)/demo.sh

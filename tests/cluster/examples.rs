@@ -12,6 +12,7 @@ fn examples_apply_and_list_under_the_pave_category() {
     for object in [
         "namespace/team-payments",
         "component.platform.pave.dev/payment-service",
+        "component.platform.pave.dev/user-service",
         "scorecard.platform.pave.dev/service-maturity",
         "developerenvironment.platform.pave.dev/feature-payment-v2-env",
     ] {

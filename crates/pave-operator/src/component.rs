@@ -261,6 +261,13 @@ pub async fn run(shared: Shared) {
             watcher::Config::default().any_semantic(),
         )
         .default_backoff()
+        // The store keeps every Component; managed fields and kubectl's copy of the
+        // last applied spec are most of an object's size and nothing here reads them.
+        .modify(|obj| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .reflect(writer)
         .inspect_ok(move |event| {
             let mut state = state.lock().expect("not poisoned");

@@ -61,6 +61,9 @@ done
 echo
 echo "== kubectl get pave -A"
 kubectl get pave -A
+echo
+echo "== the catalog: what resolves, what does not, and who depends on whom"
+kubectl get comp -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].reason,IMPACT:.status.impact,UNRESOLVED:.status.unresolvedRefs[*]'
 elapsed_ms=$(( $(date +%s%N) / 1000000 - started_ms ))
 elapsed="$((elapsed_ms / 1000)).$(( (elapsed_ms % 1000) / 100 ))"
 cat <<TXT
@@ -69,7 +72,8 @@ pave is running (first catalog after ${elapsed}s). In another terminal:
 
   export KUBECONFIG=$KUBECONFIG PATH=$PAVE_TESTBED_BIN:$BIN:\$PATH
   kubectl get pave -A
-  kubectl describe comp -n team-payments payment-service
+  kubectl describe comp -n team-payments payment-service   # relations, and what dangles
+  kubectl pave import ../shared/seed/manifests/catalog-info.yaml   # Backstage → pave
   kubectl explain devenv.spec.parameters
   kubectl pave crds | head
 

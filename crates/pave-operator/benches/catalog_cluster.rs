@@ -1,0 +1,343 @@
+//! `make bench`: the catalog controller against a real control plane.
+//!
+//! 10,000 Components (`PAVE_BENCH_COMPONENTS`) shaped like the pure benchmark's
+//! catalog (each depends on 0–6 earlier ones, 1% of references dangle, 0.05% point
+//! forwards and close cycles) are created; then the operator starts. Measured: the
+//! time until every status is correct, the status writes it took (target: one per
+//! Component), the writes in the following 60 s at rest (target: 0,
+//! `PAVE_BENCH_REST_SECS`), and the operator's peak RSS (target: under 100 MiB). In
+//! the same run a bare client applies the same statuses to a second copy of the
+//! catalog with the same concurrency, and the ratio of the two times is reported
+//! (target: at most 1.5).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use pave_api::{Component, ComponentSpec};
+use pave_testenv::{Options, TestEnv};
+use serde_json::{Value, json};
+
+/// What the operator's catalog controller uses; the bare client matches it.
+const CONCURRENCY: usize = 32;
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn catalog(n: usize) -> Vec<(String, Vec<String>)> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    (0..n)
+        .map(|i| {
+            let deps = (0..rng.below(7))
+                .map(|_| {
+                    let roll = rng.below(10_000);
+                    if roll < 100 {
+                        format!("missing-{}", rng.below(1_000))
+                    } else if roll < 105 {
+                        format!("c{}", i as u64 + 1 + rng.below((n - i) as u64))
+                    } else {
+                        format!("c{}", rng.below(i.max(1) as u64))
+                    }
+                })
+                .collect();
+            (format!("c{i}"), deps)
+        })
+        .collect()
+}
+
+fn spec(deps: &[String], i: usize) -> ComponentSpec {
+    ComponentSpec {
+        type_: "service".into(),
+        lifecycle: "production".into(),
+        owner: format!("team-{}", i % 200),
+        system: None,
+        subcomponent_of: None,
+        title: None,
+        description: None,
+        tags: vec![],
+        links: vec![],
+        depends_on: deps.to_vec(),
+        provides_apis: vec![],
+        consumes_apis: vec![],
+        properties: None,
+    }
+}
+
+async fn create_all(api: &Api<Component>, catalog: &[(String, Vec<String>)]) -> Duration {
+    let started = Instant::now();
+    stream::iter(catalog.iter().enumerate())
+        .map(|(i, (name, deps))| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &Component::new(name, spec(deps, i)))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("create the Components");
+    started.elapsed()
+}
+
+/// The catalog's answer for every Component, from the pure core: what a correct
+/// status must say.
+fn expected(
+    namespace: &str,
+    catalog: &[(String, Vec<String>)],
+) -> BTreeMap<String, (bool, bool, i64)> {
+    let mut graph = pave_catalog::Catalog::new();
+    graph.defer();
+    for (i, (name, deps)) in catalog.iter().enumerate() {
+        graph.upsert_component(
+            namespace,
+            name,
+            &pave_catalog::ComponentRefs {
+                owner: format!("team-{}", i % 200),
+                depends_on: deps.clone(),
+                ..Default::default()
+            },
+        );
+    }
+    graph.recompute();
+    catalog
+        .iter()
+        .map(|(name, _)| {
+            let view = graph.view(namespace, name).unwrap();
+            (
+                name.clone(),
+                (
+                    view.unresolved.is_empty(),
+                    view.cycle.is_some(),
+                    i64::from(view.impact),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// How many Components' statuses say what `expected` does.
+async fn correct(api: &Api<Component>, expected: &BTreeMap<String, (bool, bool, i64)>) -> usize {
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .expect("list Components");
+    list.items
+        .iter()
+        .filter(|c| {
+            let Some(status) = &c.status else {
+                return false;
+            };
+            let Some(&(resolved, cycle, impact)) =
+                expected.get(&c.metadata.name.clone().unwrap_or_default())
+            else {
+                return false;
+            };
+            let reason =
+                pave_api::conditions::find(&status.conditions, "Ready").map(|r| r.reason.as_str());
+            let wanted = match (resolved, cycle) {
+                (false, _) => "UnresolvedReference",
+                (true, true) => "DependencyCycle",
+                (true, false) => "Resolved",
+            };
+            status.observed_generation == c.metadata.generation
+                && status.impact == Some(impact)
+                && reason == Some(wanted)
+        })
+        .count()
+}
+
+struct Operator {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Operator {
+    fn start(env: &TestEnv) -> Operator {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
+        command
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", env.kubeconfig_path())
+            .env("RUST_LOG", "warn,pave_operator=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = pave_testenv::spawn_tied(command).expect("start pave-operator");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + 20..]
+                        .split(|c: char| c.is_whitespace() || c == '"')
+                        .next()
+                        .unwrap_or("");
+                    let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .expect("operator listening");
+        Operator { child, addr }
+    }
+
+    fn status_writes(&self) -> f64 {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("pave_operator_status_writes_total{controller=\"pave-catalog\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Peak resident set size in MiB, from the kernel's high-water mark.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("PAVE_BENCH_COMPONENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rest: u64 = std::env::var("PAVE_BENCH_REST_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
+    let env = TestEnv::start(Options {
+        crd_dir: Some(crds.into()),
+        ..Default::default()
+    })
+    .expect("start the test bed");
+    let client = env.client().await.expect("client");
+    for ns in ["bench", "bench-bare"] {
+        env.run_kubectl(&["create", "namespace", ns]).unwrap();
+    }
+    let catalog = catalog(n);
+    let api: Api<Component> = Api::namespaced(client.clone(), "bench");
+    let created = create_all(&api, &catalog).await;
+    println!(
+        "catalog on a real control plane: {n} Components created in {:.1} s",
+        created.as_secs_f64()
+    );
+    let expected = expected("bench", &catalog);
+
+    let operator = Operator::start(&env);
+    let started = Instant::now();
+    // Listing 10,000 objects costs the API server as much as a thousand writes, so the
+    // statuses are listed only once the operator's write counter says it is done (or
+    // has stalled), not on every poll.
+    let (mut last_writes, mut last_progress) = (0.0, Instant::now());
+    loop {
+        let writes = operator.status_writes();
+        if writes > last_writes {
+            (last_writes, last_progress) = (writes, Instant::now());
+        }
+        if writes >= n as f64 || last_progress.elapsed() > Duration::from_secs(5) {
+            let ok = correct(&api, &expected).await;
+            if ok == n {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "only {ok} of {n} statuses correct after 10 minutes"
+            );
+            last_progress = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged = started.elapsed();
+    let writes = operator.status_writes();
+    println!(
+        "operator: every status correct {:.1} s after start; {writes} status writes (target {n})",
+        converged.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(rest)).await;
+    let at_rest = operator.status_writes() - writes;
+    println!("at rest for {rest} s: {at_rest} status writes (target 0)");
+    println!(
+        "operator peak RSS: {:.1} MiB (target < 100 MiB)",
+        operator.peak_rss_mib()
+    );
+    drop(operator);
+
+    // The bare client: the same statuses, applied to a second copy of the catalog.
+    let bare: Api<Component> = Api::namespaced(client.clone(), "bench-bare");
+    create_all(&bare, &catalog).await;
+    let statuses: Vec<(String, Value)> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| {
+            let mut status = serde_json::to_value(c.status.unwrap()).unwrap();
+            status["observedGeneration"] = json!(c.metadata.generation);
+            (c.metadata.name.unwrap(), status)
+        })
+        .collect();
+    let statuses = Arc::new(statuses);
+    let started = Instant::now();
+    stream::iter(0..statuses.len())
+        .map(|i| {
+            let (bare, statuses) = (bare.clone(), statuses.clone());
+            async move {
+                let (name, status) = &statuses[i];
+                let body = json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "Component", "status": status});
+                bare.patch_status(name, &PatchParams::apply("bench-bare").force(), &Patch::Apply(&body))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("bare status writes");
+    let bare_time = started.elapsed();
+    println!(
+        "bare client: {n} status patches in {:.1} s; operator / bare = {:.2} (target <= 1.5)",
+        bare_time.as_secs_f64(),
+        converged.as_secs_f64() / bare_time.as_secs_f64()
+    );
+}
