@@ -101,6 +101,27 @@ pub struct ComponentSpec {
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl ComponentSpec {
+    /// A Component with only the required fields set.
+    pub fn new(type_: &str, lifecycle: &str, owner: &str) -> ComponentSpec {
+        ComponentSpec {
+            type_: type_.to_owned(),
+            lifecycle: lifecycle.to_owned(),
+            owner: owner.to_owned(),
+            system: None,
+            subcomponent_of: None,
+            title: None,
+            description: None,
+            tags: vec![],
+            links: vec![],
+            depends_on: vec![],
+            provides_apis: vec![],
+            consumes_apis: vec![],
+            properties: None,
+        }
+    }
+}
+
 /// An object whose keys and values are the user's own.
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({

@@ -1,55 +1,13 @@
 //! `make bench` for the pure catalog core: a full recomputation of a large random
 //! catalog, and incremental updates of one Component in it.
 //!
-//! The catalog: N Components (default 100,000; `PAVE_BENCH_COMPONENTS`), each
-//! depending on 0–6 (on average 3) Components chosen uniformly among those created
-//! before it, so the graph is a DAG; 1% of the references name Components that do not
-//! exist, and 0.05% point forwards, closing cycles.
+//! The catalog: N Components (default 100,000; `PAVE_BENCH_COMPONENTS`) as
+//! `pave_catalog::sample` describes them.
 
 use std::time::{Duration, Instant};
 
-use pave_catalog::{Catalog, ComponentRefs};
-
-/// A small, seedable generator, so every run measures the same catalog.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn catalog_refs(n: usize, rng: &mut Rng) -> Vec<ComponentRefs> {
-    (0..n)
-        .map(|i| {
-            let count = rng.below(7);
-            let depends_on = (0..count)
-                .map(|_| {
-                    let roll = rng.below(10_000);
-                    if roll < 100 {
-                        format!("missing-{}", rng.below(1_000))
-                    } else if roll < 105 {
-                        format!("c{}", i as u64 + 1 + rng.below((n - i) as u64))
-                    } else {
-                        format!("c{}", rng.below(i.max(1) as u64))
-                    }
-                })
-                .collect();
-            ComponentRefs {
-                owner: format!("team-{}", i % 200),
-                depends_on,
-                provides_apis: vec![format!("api-{i}")],
-                ..Default::default()
-            }
-        })
-        .collect()
-}
+use pave_catalog::Catalog;
+use pave_catalog::sample::{Rng, random_catalog};
 
 fn main() {
     let n: usize = std::env::var("PAVE_BENCH_COMPONENTS")
@@ -57,7 +15,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let refs = catalog_refs(n, &mut rng);
+    let refs: Vec<_> = random_catalog(n, &mut rng)
+        .into_iter()
+        .map(|(_, refs)| refs)
+        .collect();
 
     let mut catalog = Catalog::new();
     let load = Instant::now();

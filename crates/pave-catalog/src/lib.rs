@@ -5,6 +5,8 @@ mod derive;
 pub use derive::Limits;
 pub mod entity_ref;
 pub mod graph;
+#[doc(hidden)]
+pub mod sample;
 
 pub use entity_ref::{EntityRef, Kind, RefError};
 pub use graph::{Catalog, ComponentRefs, ComponentView, Relation, RelationType, Unresolved};

@@ -1,8 +1,7 @@
 //! `make bench`: the catalog controller against a real control plane.
 //!
 //! 10,000 Components (`PAVE_BENCH_COMPONENTS`) shaped like the pure benchmark's
-//! catalog (each depends on 0–6 earlier ones, 1% of references dangle, 0.05% point
-//! forwards and close cycles) are created; then the operator starts. Measured: the
+//! catalog (`pave_catalog::sample`) are created; then the operator starts. Measured: the
 //! time until every status is correct, the status writes it took (target: one per
 //! Component), the writes in the following 60 s at rest (target: 0,
 //! `PAVE_BENCH_REST_SECS`), and the operator's peak RSS (target: under 100 MiB). In
@@ -21,69 +20,29 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use pave_api::{Component, ComponentSpec};
+use pave_catalog::ComponentRefs;
+use pave_catalog::sample::{Rng, random_catalog};
 use pave_testenv::{Options, TestEnv};
 use serde_json::{Value, json};
 
 /// What the operator's catalog controller uses; the bare client matches it.
 const CONCURRENCY: usize = 32;
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-fn catalog(n: usize) -> Vec<(String, Vec<String>)> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    (0..n)
-        .map(|i| {
-            let deps = (0..rng.below(7))
-                .map(|_| {
-                    let roll = rng.below(10_000);
-                    if roll < 100 {
-                        format!("missing-{}", rng.below(1_000))
-                    } else if roll < 105 {
-                        format!("c{}", i as u64 + 1 + rng.below((n - i) as u64))
-                    } else {
-                        format!("c{}", rng.below(i.max(1) as u64))
-                    }
-                })
-                .collect();
-            (format!("c{i}"), deps)
-        })
-        .collect()
-}
-
-fn spec(deps: &[String], i: usize) -> ComponentSpec {
+fn spec(refs: &ComponentRefs) -> ComponentSpec {
     ComponentSpec {
-        type_: "service".into(),
-        lifecycle: "production".into(),
-        owner: format!("team-{}", i % 200),
-        system: None,
-        subcomponent_of: None,
-        title: None,
-        description: None,
-        tags: vec![],
-        links: vec![],
-        depends_on: deps.to_vec(),
-        provides_apis: vec![],
-        consumes_apis: vec![],
-        properties: None,
+        depends_on: refs.depends_on.clone(),
+        provides_apis: refs.provides_apis.clone(),
+        ..ComponentSpec::new("service", "production", &refs.owner)
     }
 }
 
-async fn create_all(api: &Api<Component>, catalog: &[(String, Vec<String>)]) -> Duration {
+async fn create_all(api: &Api<Component>, catalog: &[(String, ComponentRefs)]) -> Duration {
     let started = Instant::now();
     stream::iter(catalog.iter().enumerate())
-        .map(|(i, (name, deps))| {
+        .map(|(_, (name, refs))| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &Component::new(name, spec(deps, i)))
+                api.create(&PostParams::default(), &Component::new(name, spec(refs)))
                     .await
                     .map(|_| ())
             }
@@ -99,20 +58,12 @@ async fn create_all(api: &Api<Component>, catalog: &[(String, Vec<String>)]) -> 
 /// status must say.
 fn expected(
     namespace: &str,
-    catalog: &[(String, Vec<String>)],
+    catalog: &[(String, ComponentRefs)],
 ) -> BTreeMap<String, (bool, bool, i64)> {
     let mut graph = pave_catalog::Catalog::new();
     graph.defer();
-    for (i, (name, deps)) in catalog.iter().enumerate() {
-        graph.upsert_component(
-            namespace,
-            name,
-            &pave_catalog::ComponentRefs {
-                owner: format!("team-{}", i % 200),
-                depends_on: deps.clone(),
-                ..Default::default()
-            },
-        );
+    for (name, refs) in catalog {
+        graph.upsert_component(namespace, name, refs);
     }
     graph.recompute();
     catalog
@@ -254,7 +205,7 @@ async fn main() {
     for ns in ["bench", "bench-bare"] {
         env.run_kubectl(&["create", "namespace", ns]).unwrap();
     }
-    let catalog = catalog(n);
+    let catalog = random_catalog(n, &mut Rng(0x9e37_79b9_7f4a_7c15));
     let api: Api<Component> = Api::namespaced(client.clone(), "bench");
     let created = create_all(&api, &catalog).await;
     println!(

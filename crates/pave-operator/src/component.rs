@@ -462,19 +462,8 @@ mod tests {
         let mut c = Component::new(
             name,
             ComponentSpec {
-                type_: "service".into(),
-                lifecycle: "production".into(),
-                owner: "team".into(),
-                system: None,
-                subcomponent_of: None,
-                title: None,
-                description: None,
-                tags: vec![],
-                links: vec![],
                 depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
-                provides_apis: vec![],
-                consumes_apis: vec![],
-                properties: None,
+                ..ComponentSpec::new("service", "production", "team")
             },
         );
         c.metadata.namespace = Some("ns".into());
