@@ -1,8 +1,10 @@
 //! `kubectl-pave`, the kubectl plugin: `kubectl pave crds` prints or writes the CRDs
 //! generated from pave's Rust types; `kubectl pave import` turns Backstage
-//! catalog-info.yaml files into pave Components. Later issues add score and trace.
+//! catalog-info.yaml files into pave Components; `kubectl pave score` gives a
+//! scorecard's levels offline. A later issue adds trace.
 
 mod import;
+mod score;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,12 +40,41 @@ enum Command {
         #[arg(short = 'n', long, value_name = "NS", value_parser = import::parse_namespace)]
         namespace: Option<String>,
     },
+    /// Score components against a scorecard offline, e.g. in a pull-request check.
+    ///
+    /// The scorecard may be a pave Scorecard or a bare Port scorecard; components may
+    /// be pave Component objects or Backstage catalog-info.yaml files.
+    Score {
+        /// The scorecard file.
+        #[arg(long, value_name = "SC.yaml")]
+        scorecard: PathBuf,
+        /// Component or catalog-info files (multi-document YAML).
+        #[arg(value_name = "COMPONENT.yaml", required = true)]
+        components: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = score::Format::Table)]
+        output: score::Format,
+        /// Exit with 1 when any component is below this level.
+        #[arg(long, value_name = "LEVEL")]
+        min_level: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Crds { out } => crds(out).map(|()| ExitCode::SUCCESS),
         Command::Import { files, namespace } => Ok(import::run(&files, namespace.as_deref())),
+        Command::Score {
+            scorecard,
+            components,
+            output,
+            min_level,
+        } => Ok(score::run(
+            &scorecard,
+            &components,
+            output,
+            min_level.as_deref(),
+        )),
     }
 }
 

@@ -9,24 +9,22 @@
 //! catalog with the same concurrency, and the ratio of the two times is reported
 //! (target: at most 1.5).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use pave_api::{Component, ComponentSpec};
 use pave_catalog::ComponentRefs;
 use pave_catalog::sample::{Rng, random_catalog};
 use pave_testenv::{Options, TestEnv};
 use serde_json::{Value, json};
 
-/// What the operator's catalog controller uses; the bare client matches it.
-const CONCURRENCY: usize = 32;
+use support::CONCURRENCY;
 
 fn spec(refs: &ComponentRefs) -> ComponentSpec {
     ComponentSpec {
@@ -34,24 +32,6 @@ fn spec(refs: &ComponentRefs) -> ComponentSpec {
         provides_apis: refs.provides_apis.clone(),
         ..ComponentSpec::new("service", "production", &refs.owner)
     }
-}
-
-async fn create_all(api: &Api<Component>, catalog: &[(String, ComponentRefs)]) -> Duration {
-    let started = Instant::now();
-    stream::iter(catalog.iter().enumerate())
-        .map(|(_, (name, refs))| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &Component::new(name, spec(refs)))
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await
-        .expect("create the Components");
-    started.elapsed()
 }
 
 /// The catalog's answer for every Component, from the pure core: what a correct
@@ -113,78 +93,6 @@ async fn correct(api: &Api<Component>, expected: &BTreeMap<String, (bool, bool, 
         .count()
 }
 
-struct Operator {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Operator {
-    fn start(env: &TestEnv) -> Operator {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
-        command
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .env("KUBECONFIG", env.kubeconfig_path())
-            .env("RUST_LOG", "warn,pave_operator=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = pave_testenv::spawn_tied(command).expect("start pave-operator");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + 20..]
-                        .split(|c: char| c.is_whitespace() || c == '"')
-                        .next()
-                        .unwrap_or("");
-                    let _ = tx.send(addr.parse::<SocketAddr>().ok());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .ok()
-            .flatten()
-            .expect("operator listening");
-        Operator { child, addr }
-    }
-
-    fn status_writes(&self) -> f64 {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        stream.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix("pave_operator_status_writes_total{controller=\"pave-catalog\"} ")
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-
-    /// Peak resident set size in MiB, from the kernel's high-water mark.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("PAVE_BENCH_COMPONENTS")
@@ -207,14 +115,21 @@ async fn main() {
     }
     let catalog = random_catalog(n, &mut Rng(0x9e37_79b9_7f4a_7c15));
     let api: Api<Component> = Api::namespaced(client.clone(), "bench");
-    let created = create_all(&api, &catalog).await;
+    let created = support::create_all(
+        &api,
+        catalog
+            .iter()
+            .map(|(name, refs)| Component::new(name, spec(refs)))
+            .collect(),
+    )
+    .await;
     println!(
         "catalog on a real control plane: {n} Components created in {:.1} s",
         created.as_secs_f64()
     );
     let expected = expected("bench", &catalog);
 
-    let operator = Operator::start(&env);
+    let operator = support::Operator::start(&env);
     let started = Instant::now();
     // Listing 10,000 objects costs the API server as much as a thousand writes, so the
     // statuses are listed only once the operator's write counter says it is done (or
@@ -255,7 +170,14 @@ async fn main() {
 
     // The bare client: the same statuses, applied to a second copy of the catalog.
     let bare: Api<Component> = Api::namespaced(client.clone(), "bench-bare");
-    create_all(&bare, &catalog).await;
+    support::create_all(
+        &bare,
+        catalog
+            .iter()
+            .map(|(name, refs)| Component::new(name, spec(refs)))
+            .collect(),
+    )
+    .await;
     let statuses: Vec<(String, Value)> = api
         .list(&ListParams::default())
         .await

@@ -11,7 +11,7 @@
 //! both watches have listed everything once: a catalog loaded in any order then
 //! gets exactly one status write per Component, not one per intermediate state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,15 +25,17 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use pave_api::component::{ComponentStatus, Relation};
+use pave_api::component::{ComponentStatus, Relation, Score};
 use pave_api::conditions::{self, READY, Status};
-use pave_api::{Component, DeveloperEnvironment};
+use pave_api::scorecard::ScorecardStatus;
+use pave_api::{Component, DeveloperEnvironment, Scorecard};
 use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef};
 use tokio::sync::Notify;
 use tracing::{debug, info};
 
 use crate::controller::{self, Context, Observed, Shared, status_patch};
 use crate::error::Error;
+use crate::scoring::{self, Outcome, ParsedScorecard};
 
 pub const NAME: &str = "pave-catalog";
 
@@ -53,7 +55,8 @@ impl Observed for Component {
 }
 
 type Key = (String, String);
-type Trigger = ObjectRef<DeserializeGuard<Component>>;
+/// A request to reconcile one Component.
+pub type Trigger = ObjectRef<DeserializeGuard<Component>>;
 
 /// The catalog and what the controller knows about how current it is.
 struct State {
@@ -63,6 +66,15 @@ struct State {
     fed: HashMap<Key, i64>,
     components: Listing,
     environments: Listing,
+    /// Every Scorecard, parsed, in the order their scores appear on a Component.
+    scorecards: BTreeMap<String, Arc<ParsedScorecard>>,
+    ordered_scorecards: Arc<Vec<Arc<ParsedScorecard>>>,
+    scorecard_listing: Listing,
+    /// Each Component's last evaluation, from which the Scorecards' summaries are
+    /// counted without evaluating anything again.
+    outcomes: HashMap<Key, Vec<Outcome>>,
+    /// Scorecards whose summary is out of date.
+    stale_summaries: BTreeSet<String>,
     synced: bool,
 }
 
@@ -85,6 +97,11 @@ impl State {
             fed: HashMap::new(),
             components: Listing::default(),
             environments: Listing::default(),
+            scorecards: BTreeMap::new(),
+            ordered_scorecards: Arc::default(),
+            scorecard_listing: Listing::default(),
+            outcomes: HashMap::new(),
+            stale_summaries: BTreeSet::new(),
             synced: false,
         }
     }
@@ -114,9 +131,7 @@ impl State {
             }
             watcher::Event::Delete(obj) => {
                 let key = (obj.namespace().unwrap_or_default(), obj.name_any());
-                self.components.known.remove(&key);
-                self.fed.remove(&key);
-                self.catalog.remove_component(&key.0, &key.1)
+                self.forget_component(&key)
             }
             watcher::Event::InitDone => {
                 let mut affected = vec![];
@@ -186,7 +201,10 @@ impl State {
 
     /// Once both kinds are listed: derive everything and reconcile every Component.
     fn finish_loading(&mut self) -> Vec<EntityRef> {
-        if self.synced || !(self.components.done_once && self.environments.done_once) {
+        let listed = self.components.done_once
+            && self.environments.done_once
+            && self.scorecard_listing.done_once;
+        if self.synced || !listed {
             return vec![];
         }
         self.catalog.recompute();
@@ -199,14 +217,118 @@ impl State {
         self.catalog.components().cloned().collect()
     }
 
-    /// The view to write for `component`, if the catalog is current for it.
-    fn view_for(&self, component: &Component) -> Option<ComponentView> {
+    fn forget_component(&mut self, key: &Key) -> Vec<EntityRef> {
+        self.components.known.remove(key);
+        self.fed.remove(key);
+        if let Some(outcomes) = self.outcomes.remove(key) {
+            self.stale_summaries
+                .extend(outcomes.into_iter().map(|o| o.scorecard));
+        }
+        self.catalog.remove_component(&key.0, &key.1)
+    }
+
+    /// Takes in a Scorecard event. Returns the Components to re-score: all of them
+    /// when a Scorecard changed (or when this completes the first listing).
+    fn on_scorecard(
+        &mut self,
+        event: &watcher::Event<DeserializeGuard<Scorecard>>,
+    ) -> Vec<EntityRef> {
+        let changed = match event {
+            watcher::Event::Init => {
+                self.scorecard_listing.relisting = Some(HashSet::new());
+                false
+            }
+            watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                // An unreadable Scorecard keeps whatever it was; its controller says why.
+                let Ok(scorecard) = &obj.0 else { return vec![] };
+                let parsed = ParsedScorecard::new(scorecard);
+                let key = (String::new(), parsed.name.clone());
+                if let Some(listed) = &mut self.scorecard_listing.relisting {
+                    listed.insert(key.clone());
+                }
+                self.scorecard_listing.known.insert(key);
+                let same = self.scorecards.get(&parsed.name).is_some_and(|old| {
+                    old.generation == parsed.generation && old.primary == parsed.primary
+                });
+                if !same {
+                    self.stale_summaries.insert(parsed.name.clone());
+                    self.scorecards
+                        .insert(parsed.name.clone(), Arc::new(parsed));
+                }
+                !same
+            }
+            watcher::Event::Delete(obj) => {
+                let name = obj.name_any();
+                self.scorecard_listing
+                    .known
+                    .remove(&(String::new(), name.clone()));
+                self.scorecards.remove(&name).is_some()
+            }
+            watcher::Event::InitDone => {
+                let listed = self.scorecard_listing.relisting.take().unwrap_or_default();
+                let gone: Vec<Key> = self
+                    .scorecard_listing
+                    .known
+                    .difference(&listed)
+                    .cloned()
+                    .collect();
+                for key in &gone {
+                    self.scorecard_listing.known.remove(key);
+                    self.scorecards.remove(&key.1);
+                }
+                self.scorecard_listing.done_once = true;
+                !gone.is_empty()
+            }
+        };
+        if changed {
+            let mut ordered: Vec<Arc<ParsedScorecard>> =
+                self.scorecards.values().cloned().collect();
+            scoring::order(&mut ordered);
+            self.ordered_scorecards = Arc::new(ordered);
+        }
+        let mut affected = if matches!(event, watcher::Event::InitDone) {
+            self.finish_loading()
+        } else {
+            vec![]
+        };
+        if changed && self.synced && affected.is_empty() {
+            affected = self.catalog.components().cloned().collect();
+        }
+        affected
+    }
+
+    /// Records a Component's evaluation; the Scorecards it touches need a new summary.
+    fn record_outcomes(&mut self, key: Key, outcomes: Vec<Outcome>) -> bool {
+        let old = self.outcomes.get(&key);
+        if old == Some(&outcomes) {
+            return false;
+        }
+        let touched = old
+            .into_iter()
+            .flatten()
+            .chain(&outcomes)
+            .map(|o| o.scorecard.clone())
+            .collect::<Vec<_>>();
+        self.stale_summaries.extend(touched);
+        self.outcomes.insert(key, outcomes);
+        true
+    }
+
+    /// The view to write for `component` and the Scorecards to score it on, if the
+    /// catalog is current for it.
+    fn view_for(
+        &self,
+        component: &Component,
+    ) -> Option<(ComponentView, Arc<Vec<Arc<ParsedScorecard>>>)> {
         let key = key_of(component);
         let current = self.synced && self.fed.get(&key) == component.meta().generation.as_ref();
         if !current {
             return None;
         }
-        self.catalog.view(&key.0, &key.1)
+        Some((
+            self.catalog.view(&key.0, &key.1)?,
+            self.ordered_scorecards.clone(),
+        ))
     }
 }
 
@@ -234,28 +356,93 @@ fn trigger_for(entity: &EntityRef) -> Trigger {
     ObjectRef::new(&entity.name).within(&entity.namespace)
 }
 
-pub async fn run(shared: Shared) {
-    let state = Arc::new(Mutex::new(State::new()));
-    let (triggers, triggered) = mpsc::unbounded::<Trigger>();
-    let impact_pending = Arc::new(Notify::new());
+/// What the Component and Scorecard controllers share: the catalog, the parsed
+/// Scorecards and every Component's last evaluation, and the ways to ask for work.
+#[derive(Clone)]
+pub struct CatalogHandle {
+    state: Arc<Mutex<State>>,
+    triggers: mpsc::UnboundedSender<Trigger>,
+    /// Woken when Scorecard summaries went stale.
+    pub summaries: Arc<Notify>,
+}
 
-    // Asks the controller to reconcile what a change affected.
-    let send = {
-        let (triggers, impact_pending) = (triggers.clone(), impact_pending.clone());
-        move |affected: Vec<EntityRef>, pending: bool| {
-            if pending {
+impl CatalogHandle {
+    /// The handle, and the stream of Components to reconcile that its users feed.
+    pub fn new() -> (CatalogHandle, mpsc::UnboundedReceiver<Trigger>) {
+        let (triggers, triggered) = mpsc::unbounded();
+        let handle = CatalogHandle {
+            state: Arc::new(Mutex::new(State::new())),
+            triggers,
+            summaries: Arc::new(Notify::new()),
+        };
+        (handle, triggered)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// Asks for the given Components to be reconciled.
+    fn reconcile(&self, affected: &[EntityRef]) {
+        for entity in affected {
+            // Fails only once the controller has stopped.
+            let _ = self.triggers.unbounded_send(trigger_for(entity));
+        }
+    }
+
+    /// Takes in a Scorecard event (the Scorecard controller's watch feeds it).
+    pub fn on_scorecard(&self, event: &watcher::Event<DeserializeGuard<Scorecard>>) {
+        let affected = self.lock().on_scorecard(event);
+        self.reconcile(&affected);
+        self.summaries.notify_one();
+    }
+
+    /// Takes the Scorecards whose summaries are stale (none before loading finished:
+    /// they stay stale until a summary can be counted).
+    pub fn take_stale_summaries(&self) -> BTreeSet<String> {
+        let mut state = self.lock();
+        if !state.synced {
+            return BTreeSet::new();
+        }
+        std::mem::take(&mut state.stale_summaries)
+    }
+
+    /// The summary `scorecard` should have, or `None` when its status says it already
+    /// (or pave has not finished loading).
+    pub fn summary(&self, scorecard: &Scorecard, now: Timestamp) -> Option<ScorecardStatus> {
+        let state = self.lock();
+        if !state.synced {
+            return None;
+        }
+        let parsed = ParsedScorecard::new(scorecard);
+        let current = scorecard.status.clone().unwrap_or_default();
+        scoring::summary(&parsed, state.outcomes.values().flatten(), &current, now)
+    }
+}
+
+pub async fn run(
+    shared: Shared,
+    catalog: CatalogHandle,
+    triggered: mpsc::UnboundedReceiver<Trigger>,
+) {
+    let impact_pending = Arc::new(Notify::new());
+    // Feeds the catalog, then asks for what a change affected to be reconciled.
+    let feed = {
+        let (catalog, impact_pending) = (catalog.clone(), impact_pending.clone());
+        move |update: &dyn Fn(&mut State) -> Vec<EntityRef>| {
+            let mut state = catalog.lock();
+            let affected = update(&mut state);
+            if state.catalog.impact_pending() {
                 impact_pending.notify_one();
             }
-            for entity in &affected {
-                // Fails only once the controller has stopped.
-                let _ = triggers.unbounded_send(trigger_for(entity));
-            }
+            drop(state);
+            catalog.reconcile(&affected);
         }
     };
     let (reader, writer) = reflector::store::<DeserializeGuard<Component>>();
     // Feeds the catalog in the stream itself, before the controller sees the object.
     let components = {
-        let (state, send) = (state.clone(), send.clone());
+        let feed = feed.clone();
         watcher(
             Api::<DeserializeGuard<Component>>::all(shared.client.clone()),
             watcher::Config::default().any_semantic(),
@@ -269,44 +456,29 @@ pub async fn run(shared: Shared) {
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
-        .inspect_ok(move |event| {
-            let mut state = state.lock().expect("not poisoned");
-            let affected = state.on_component(event);
-            let pending = state.catalog.impact_pending();
-            drop(state);
-            send(affected, pending);
-        })
+        .inspect_ok(move |event| feed(&|state| state.on_component(event)))
         .touched_objects()
     };
-    let environments = {
-        let (state, send) = (state.clone(), send.clone());
-        watcher(
-            Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .for_each(move |event| {
-            if let Ok(event) = event {
-                let mut state = state.lock().expect("not poisoned");
-                let affected = state.on_environment(&event);
-                let pending = state.catalog.impact_pending();
-                drop(state);
-                send(affected, pending);
-            }
-            std::future::ready(())
-        })
-    };
+    let environments = watcher(
+        Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .for_each(move |event| {
+        if let Ok(event) = event {
+            feed(&|state| state.on_environment(&event));
+        }
+        std::future::ready(())
+    });
     let refresh_impact = {
-        let (state, triggers, impact_pending) = (state.clone(), triggers, impact_pending);
+        let catalog = catalog.clone();
         async move {
             loop {
                 impact_pending.notified().await;
                 tokio::time::sleep(IMPACT_COALESCE).await;
-                let changed = state.lock().expect("not poisoned").catalog.refresh_impact();
+                let changed = catalog.lock().catalog.refresh_impact();
                 debug!(changed = changed.len(), "impact recounted");
-                for entity in &changed {
-                    let _ = triggers.unbounded_send(trigger_for(entity));
-                }
+                catalog.reconcile(&changed);
             }
         }
     };
@@ -315,8 +487,8 @@ pub async fn run(shared: Shared) {
         .reconcile_on(triggered)
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let reconcile = move |obj: Arc<DeserializeGuard<Component>>, ctx: Arc<Context>| {
-        let state = state.clone();
-        async move { reconcile(obj, ctx, state).await }
+        let catalog = catalog.clone();
+        async move { reconcile(obj, ctx, catalog).await }
     };
     let shutdown = shared.shutdown.clone();
     let background = async move {
@@ -336,20 +508,25 @@ pub async fn run(shared: Shared) {
 async fn reconcile(
     obj: Arc<DeserializeGuard<Component>>,
     ctx: Arc<Context>,
-    state: Arc<Mutex<State>>,
+    catalog: CatalogHandle,
 ) -> Result<Action, Error> {
     let component = ctx.accept(&obj).await?;
     // Not yet current: the catalog triggers this Component again once it is.
-    let Some(view) = state.lock().expect("not poisoned").view_for(component) else {
+    let Some((view, scorecards)) = catalog.lock().view_for(component) else {
         return Ok(Action::await_change());
     };
+    let outcomes = scoring::evaluate(&scoring::entity(component, Some(&view)), &scorecards);
+    if catalog
+        .lock()
+        .record_outcomes(key_of(component), outcomes.clone())
+    {
+        catalog.summaries.notify_one();
+    }
     let current = component.status.clone().unwrap_or_default();
-    if let Some(status) = desired_status(
-        &current,
-        component.meta().generation,
-        &view,
-        Timestamp::now(),
-    ) {
+    let now = Timestamp::now();
+    let scores = scoring::scores(&outcomes, &current.scores, now);
+    if let Some(status) = desired_status(&current, component.meta().generation, &view, scores, now)
+    {
         let api = Api::<Component>::namespaced(
             ctx.client.clone(),
             &component.namespace().unwrap_or_default(),
@@ -365,6 +542,7 @@ fn desired_status(
     current: &ComponentStatus,
     generation: Option<i64>,
     view: &ComponentView,
+    scores: Vec<Score>,
     now: Timestamp,
 ) -> Option<ComponentStatus> {
     let relations: Vec<Relation> = view
@@ -392,7 +570,8 @@ fn desired_status(
     let unchanged = conditions.is_none()
         && current.relations == relations
         && current.unresolved_refs == unresolved_refs
-        && current.impact == impact;
+        && current.impact == impact
+        && current.scores == scores;
     if unchanged {
         return None;
     }
@@ -413,7 +592,7 @@ fn desired_status(
         relations,
         unresolved_refs,
         impact,
-        scores: vec![],
+        scores,
     })
 }
 
@@ -490,6 +669,8 @@ mod tests {
             state.view_for(&a).is_none(),
             "environments are not listed yet"
         );
+        state.on_scorecard(&watcher::Event::Init);
+        state.on_scorecard(&watcher::Event::InitDone);
         state.on_environment(&watcher::Event::Init);
         let all = state.on_environment(&watcher::Event::InitDone);
         assert_eq!(all, [EntityRef::component("ns", "a")]);
@@ -512,12 +693,14 @@ mod tests {
         }
         state.on_environment(&watcher::Event::Init);
         state.on_environment(&watcher::Event::InitDone);
-        assert!(state.view_for(&a).unwrap().unresolved.is_empty());
+        state.on_scorecard(&watcher::Event::Init);
+        state.on_scorecard(&watcher::Event::InitDone);
+        assert!(state.view_for(&a).unwrap().0.unresolved.is_empty());
         state.on_component(&watcher::Event::Init);
         state.on_component(&watcher::Event::InitApply(guard(&a)));
         let affected = state.on_component(&watcher::Event::InitDone);
         assert!(affected.contains(&EntityRef::component("ns", "a")));
-        assert_eq!(state.view_for(&a).unwrap().unresolved.len(), 1);
+        assert_eq!(state.view_for(&a).unwrap().0.unresolved.len(), 1);
     }
 
     #[test]
@@ -533,7 +716,8 @@ mod tests {
             },
         );
         let view = catalog.view("ns", "a").unwrap();
-        let status = desired_status(&ComponentStatus::default(), Some(1), &view, at(10)).unwrap();
+        let status =
+            desired_status(&ComponentStatus::default(), Some(1), &view, vec![], at(10)).unwrap();
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -545,7 +729,7 @@ mod tests {
         );
         assert_eq!(status.unresolved_refs, ["component:ns/b"]);
         assert_eq!(
-            desired_status(&status, Some(1), &view, at(20)),
+            desired_status(&status, Some(1), &view, vec![], at(20)),
             None,
             "the same answer later is no write"
         );

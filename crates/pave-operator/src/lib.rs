@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod scorecard;
+pub mod scoring;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -151,10 +152,11 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
             warn!(error = %e, "HTTP server failed");
         }
     });
+    let (catalog, triggered) = component::CatalogHandle::new();
     let controllers = futures::future::join3(
-        component::run(shared.clone()),
+        component::run(shared.clone(), catalog.clone(), triggered),
         environment::run(shared.clone()),
-        scorecard::run(shared),
+        scorecard::run(shared, catalog),
     );
     let work = futures::future::join(controllers, server);
     tokio::pin!(work);

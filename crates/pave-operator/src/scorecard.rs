@@ -1,25 +1,34 @@
 //! The scorecard controller (field manager `pave-scorecards`) for Scorecards.
 //!
-//! This version only acknowledges each generation; evaluating components against
-//! the rules comes with `pave-score`.
+//! Its watch feeds the parsed Scorecards to the catalog (every Component is re-scored
+//! when one changes; see `component`), and it writes each Scorecard's summary: how
+//! many Components it evaluated, how many reached each level, each rule's pass rate,
+//! and `Ready=False` naming every rule that cannot be evaluated as written. Summaries
+//! are counted from the Components' last evaluations, coalesced so a burst of
+//! Component changes costs one recount per Scorecard.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::TryStreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::Resource;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use pave_api::Scorecard;
 
-use crate::controller::{self, Context, Observed, Shared, not_implemented};
+use crate::component::CatalogHandle;
+use crate::controller::{self, Context, Observed, Shared};
 use crate::error::Error;
 
 pub const NAME: &str = "pave-scorecards";
 
-const NOT_IMPLEMENTED: &str = "pave-operator 0.1 records scorecards but does not evaluate \
-    components against them yet";
+/// How long summary recounts are coalesced after a Component's evaluation changed.
+const SUMMARY_COALESCE: Duration = Duration::from_millis(500);
 
 impl Observed for Scorecard {
     fn observed(&self) -> (Option<i64>, &[Condition]) {
@@ -29,22 +38,60 @@ impl Observed for Scorecard {
     }
 }
 
-pub async fn run(shared: Shared) {
-    controller::run::<Scorecard, _, _>(shared, NAME, reconcile).await;
+pub async fn run(shared: Shared, catalog: CatalogHandle) {
+    let (reader, writer) = reflector::store::<DeserializeGuard<Scorecard>>();
+    let scorecards = {
+        let catalog = catalog.clone();
+        watcher(
+            Api::<DeserializeGuard<Scorecard>>::all(shared.client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| catalog.on_scorecard(event))
+        .touched_objects()
+    };
+    let (triggers, triggered) = mpsc::unbounded::<ObjectRef<DeserializeGuard<Scorecard>>>();
+    let stale = {
+        let catalog = catalog.clone();
+        async move {
+            loop {
+                catalog.summaries.notified().await;
+                tokio::time::sleep(SUMMARY_COALESCE).await;
+                for name in catalog.take_stale_summaries() {
+                    let _ = triggers.unbounded_send(ObjectRef::new(&name));
+                }
+            }
+        }
+    };
+    let controller = Controller::for_stream(scorecards, reader).reconcile_on(triggered);
+    let reconcile = move |obj: Arc<DeserializeGuard<Scorecard>>, ctx: Arc<Context>| {
+        let catalog = catalog.clone();
+        async move { reconcile(obj, ctx, catalog).await }
+    };
+    let shutdown = shared.shutdown.clone();
+    let background = async move {
+        tokio::select! {
+            _ = stale => {}
+            _ = shutdown => {}
+        }
+    };
+    futures::future::join(
+        controller::run_controller(shared, NAME, controller, reconcile),
+        background,
+    )
+    .await;
 }
 
 async fn reconcile(
     obj: Arc<DeserializeGuard<Scorecard>>,
     ctx: Arc<Context>,
+    catalog: CatalogHandle,
 ) -> Result<Action, Error> {
     let scorecard = ctx.accept(&obj).await?;
-    let api = Api::<Scorecard>::all(ctx.client.clone());
-    let ready = not_implemented(
-        scorecard.meta().generation,
-        NOT_IMPLEMENTED,
-        Timestamp::now(),
-    );
-    ctx.write_status(&api, scorecard, vec![ready]).await?;
-    // Nothing outside the object can change the answer yet, so no periodic requeue.
+    if let Some(status) = catalog.summary(scorecard, Timestamp::now()) {
+        let api = Api::<Scorecard>::all(ctx.client.clone());
+        ctx.apply_status(&api, scorecard, status).await?;
+    }
     Ok(Action::await_change())
 }

@@ -6,40 +6,11 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Operator, eventually, kubectl_apply};
+use common::{LogOnPanic, eventually, kubectl_apply, operator};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
-
-/// The operator shared by this binary's tests, started once the control plane is up.
-fn operator() -> &'static Operator {
-    static OPERATOR: OnceLock<Operator> = OnceLock::new();
-    OPERATOR.get_or_init(|| {
-        let operator = Operator::start(TestEnv::shared());
-        eventually(Duration::from_secs(30), "/readyz answering 200", || {
-            (operator.get("/readyz").0 == 200).then_some(())
-        });
-        operator
-    })
-}
-
-/// Prints the operator's log when a test fails; the shared operator is never dropped.
-struct LogOnPanic;
-
-impl Drop for LogOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = operator().log.lock().unwrap();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("---- pave-operator log (last 40 lines) ----");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
 
 fn component(namespace: &str, name: &str, depends_on: &[&str]) -> Value {
     json!({

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pave_testenv::TestEnv;
@@ -175,4 +175,32 @@ pub fn kubectl_apply(env: &TestEnv, manifest: &Value) {
         "kubectl apply: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The operator shared by this binary's tests, started once the control plane is up.
+pub fn operator() -> &'static Operator {
+    static OPERATOR: OnceLock<Operator> = OnceLock::new();
+    OPERATOR.get_or_init(|| {
+        let operator = Operator::start(TestEnv::shared());
+        eventually(Duration::from_secs(30), "/readyz answering 200", || {
+            (operator.get("/readyz").0 == 200).then_some(())
+        });
+        operator
+    })
+}
+
+/// Prints the operator's log when a test fails; the shared operator is never dropped.
+pub struct LogOnPanic;
+
+impl Drop for LogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = operator().log.lock().unwrap();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- pave-operator log (last 40 lines) ----");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
 }

@@ -1,0 +1,109 @@
+//! What the cluster benchmarks share: creating many Components, and the operator
+//! binary as a child process with its metrics and peak memory.
+#![allow(dead_code)] // each benchmark uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::Api;
+use kube::api::PostParams;
+use pave_api::Component;
+use pave_testenv::TestEnv;
+
+/// Requests in flight at once: what the operator's catalog controller uses, so a
+/// bare client compared with it gets the same.
+pub const CONCURRENCY: usize = 32;
+
+/// Creates `components`, `CONCURRENCY` at a time; returns how long it took.
+pub async fn create_all(api: &Api<Component>, components: Vec<Component>) -> Duration {
+    let started = Instant::now();
+    stream::iter(components)
+        .map(|component| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &component)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("create the Components");
+    started.elapsed()
+}
+
+pub struct Operator {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Operator {
+    pub fn start(env: &TestEnv) -> Operator {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
+        command
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", env.kubeconfig_path())
+            .env("RUST_LOG", "warn,pave_operator=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = pave_testenv::spawn_tied(command).expect("start pave-operator");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + 20..]
+                        .split(|c: char| c.is_whitespace() || c == '"')
+                        .next()
+                        .unwrap_or("");
+                    let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .expect("operator listening");
+        Operator { child, addr }
+    }
+
+    pub fn status_writes(&self) -> f64 {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("pave_operator_status_writes_total{controller=\"pave-catalog\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Peak resident set size in MiB, from the kernel's high-water mark.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
