@@ -5,7 +5,7 @@
 //! listed lowest first; a component reaches a level only by passing every rule of
 //! that level and of every lower one.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,15 @@ pub struct ScorecardSpec {
     /// Which Components are evaluated (Port's `filter`); all of them when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Query>,
+
+    /// Only Components whose labels match are evaluated (with `filter` and
+    /// `namespaceSelector`, all must match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+
+    /// Only Components in namespaces whose labels match are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
 
     /// The levels, lowest first. Titles are unique.
     #[schemars(length(min = 1, max = 16))]

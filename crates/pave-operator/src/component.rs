@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -75,6 +76,9 @@ struct State {
     outcomes: HashMap<Key, Vec<Outcome>>,
     /// Scorecards whose summary is out of date.
     stale_summaries: BTreeSet<String>,
+    /// Every namespace's labels, for Scorecards' `namespaceSelector`.
+    namespace_labels: HashMap<String, Arc<BTreeMap<String, String>>>,
+    namespace_listing: Listing,
     synced: bool,
 }
 
@@ -102,6 +106,8 @@ impl State {
             scorecard_listing: Listing::default(),
             outcomes: HashMap::new(),
             stale_summaries: BTreeSet::new(),
+            namespace_labels: HashMap::new(),
+            namespace_listing: Listing::default(),
             synced: false,
         }
     }
@@ -297,6 +303,65 @@ impl State {
         affected
     }
 
+    /// Takes in a Namespace event. Returns the Components in a namespace whose labels
+    /// changed, to be re-scored (Scorecards may select by namespace labels).
+    fn on_namespace(
+        &mut self,
+        event: &watcher::Event<PartialObjectMeta<Namespace>>,
+    ) -> Vec<EntityRef> {
+        let changed: Vec<String> = match event {
+            watcher::Event::Init => {
+                self.namespace_listing.relisting = Some(HashSet::new());
+                vec![]
+            }
+            watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
+                let name = ns.name_any();
+                if let Some(listed) = &mut self.namespace_listing.relisting {
+                    listed.insert((name.clone(), String::new()));
+                }
+                self.namespace_listing
+                    .known
+                    .insert((name.clone(), String::new()));
+                let labels = Arc::new(ns.labels().clone());
+                match self.namespace_labels.insert(name.clone(), labels.clone()) {
+                    Some(old) if old == labels => vec![],
+                    _ => vec![name],
+                }
+            }
+            watcher::Event::Delete(ns) => {
+                let name = ns.name_any();
+                self.namespace_listing
+                    .known
+                    .remove(&(name.clone(), String::new()));
+                self.namespace_labels.remove(&name);
+                vec![]
+            }
+            watcher::Event::InitDone => {
+                let listed = self.namespace_listing.relisting.take().unwrap_or_default();
+                let gone: Vec<Key> = self
+                    .namespace_listing
+                    .known
+                    .difference(&listed)
+                    .cloned()
+                    .collect();
+                for key in &gone {
+                    self.namespace_listing.known.remove(key);
+                    self.namespace_labels.remove(&key.0);
+                }
+                self.namespace_listing.done_once = true;
+                return self.finish_loading();
+            }
+        };
+        if !self.synced || changed.is_empty() {
+            return vec![];
+        }
+        self.catalog
+            .components()
+            .filter(|c| changed.contains(&c.namespace))
+            .cloned()
+            .collect()
+    }
+
     /// Records a Component's evaluation; the Scorecards it touches need a new summary.
     fn record_outcomes(&mut self, key: Key, outcomes: Vec<Outcome>) -> bool {
         let old = self.outcomes.get(&key);
@@ -316,20 +381,29 @@ impl State {
 
     /// The view to write for `component` and the Scorecards to score it on, if the
     /// catalog is current for it.
-    fn view_for(
-        &self,
-        component: &Component,
-    ) -> Option<(ComponentView, Arc<Vec<Arc<ParsedScorecard>>>)> {
+    fn view_for(&self, component: &Component) -> Option<CurrentView> {
         let key = key_of(component);
         let current = self.synced && self.fed.get(&key) == component.meta().generation.as_ref();
         if !current {
             return None;
         }
-        Some((
-            self.catalog.view(&key.0, &key.1)?,
-            self.ordered_scorecards.clone(),
-        ))
+        Some(CurrentView {
+            view: self.catalog.view(&key.0, &key.1)?,
+            scorecards: self.ordered_scorecards.clone(),
+            namespace_labels: self
+                .namespace_labels
+                .get(&key.0)
+                .cloned()
+                .unwrap_or_default(),
+        })
     }
+}
+
+/// What a reconcile needs from the shared state, taken in one lock.
+struct CurrentView {
+    view: ComponentView,
+    scorecards: Arc<Vec<Arc<ParsedScorecard>>>,
+    namespace_labels: Arc<BTreeMap<String, String>>,
 }
 
 fn key_of(component: &Component) -> Key {
@@ -459,17 +533,34 @@ pub async fn run(
         .inspect_ok(move |event| feed(&|state| state.on_component(event)))
         .touched_objects()
     };
-    let environments = watcher(
-        Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .for_each(move |event| {
-        if let Ok(event) = event {
-            feed(&|state| state.on_environment(&event));
-        }
-        std::future::ready(())
-    });
+    let environments = {
+        let feed = feed.clone();
+        watcher(
+            Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .for_each(move |event| {
+            if let Ok(event) = event {
+                feed(&|state| state.on_environment(&event));
+            }
+            std::future::ready(())
+        })
+    };
+    let namespaces = {
+        let feed = feed.clone();
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(shared.client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .for_each(move |event| {
+            if let Ok(event) = event {
+                feed(&|state| state.on_namespace(&event));
+            }
+            std::future::ready(())
+        })
+    };
     let refresh_impact = {
         let catalog = catalog.clone();
         async move {
@@ -494,6 +585,7 @@ pub async fn run(
     let background = async move {
         tokio::select! {
             _ = environments => {}
+            _ = namespaces => {}
             _ = refresh_impact => {}
             _ = shutdown => {}
         }
@@ -512,10 +604,19 @@ async fn reconcile(
 ) -> Result<Action, Error> {
     let component = ctx.accept(&obj).await?;
     // Not yet current: the catalog triggers this Component again once it is.
-    let Some((view, scorecards)) = catalog.lock().view_for(component) else {
+    let Some(CurrentView {
+        view,
+        scorecards,
+        namespace_labels,
+    }) = catalog.lock().view_for(component)
+    else {
         return Ok(Action::await_change());
     };
-    let outcomes = scoring::evaluate(&scoring::entity(component, Some(&view)), &scorecards);
+    let outcomes = scoring::evaluate(
+        &scoring::entity(component, Some(&view)),
+        &scorecards,
+        &namespace_labels,
+    );
     if catalog
         .lock()
         .record_outcomes(key_of(component), outcomes.clone())
@@ -671,6 +772,8 @@ mod tests {
         );
         state.on_scorecard(&watcher::Event::Init);
         state.on_scorecard(&watcher::Event::InitDone);
+        state.on_namespace(&watcher::Event::Init);
+        state.on_namespace(&watcher::Event::InitDone);
         state.on_environment(&watcher::Event::Init);
         let all = state.on_environment(&watcher::Event::InitDone);
         assert_eq!(all, [EntityRef::component("ns", "a")]);
@@ -695,12 +798,14 @@ mod tests {
         state.on_environment(&watcher::Event::InitDone);
         state.on_scorecard(&watcher::Event::Init);
         state.on_scorecard(&watcher::Event::InitDone);
-        assert!(state.view_for(&a).unwrap().0.unresolved.is_empty());
+        state.on_namespace(&watcher::Event::Init);
+        state.on_namespace(&watcher::Event::InitDone);
+        assert!(state.view_for(&a).unwrap().view.unresolved.is_empty());
         state.on_component(&watcher::Event::Init);
         state.on_component(&watcher::Event::InitApply(guard(&a)));
         let affected = state.on_component(&watcher::Event::InitDone);
         assert!(affected.contains(&EntityRef::component("ns", "a")));
-        assert_eq!(state.view_for(&a).unwrap().0.unresolved.len(), 1);
+        assert_eq!(state.view_for(&a).unwrap().view.unresolved.len(), 1);
     }
 
     #[test]

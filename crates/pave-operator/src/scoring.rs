@@ -12,9 +12,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
 use pave_api::component::{RuleResult, Score};
 use pave_api::conditions::{self, READY, Status};
 use pave_api::scorecard::{LevelCount, RulePassRate, ScorecardStatus};
@@ -32,6 +34,10 @@ pub struct ParsedScorecard {
     pub primary: bool,
     pub generation: Option<i64>,
     pub scorecard: Result<pave_score::Scorecard, String>,
+    /// `spec.selector` and `spec.namespaceSelector`; a selector that does not parse
+    /// selects nothing, and the Scorecard's condition says why.
+    pub selector: Result<Option<Selector>, String>,
+    pub namespace_selector: Result<Option<Selector>, String>,
 }
 
 impl ParsedScorecard {
@@ -39,6 +45,12 @@ impl ParsedScorecard {
         let parsed = serde_json::to_value(&scorecard.spec)
             .map_err(|e| e.to_string())
             .and_then(|spec| pave_score::Scorecard::from_value(spec).map_err(|e| e.to_string()));
+        let selector = |s: &Option<LabelSelector>, field: &str| {
+            s.clone()
+                .map(Selector::try_from)
+                .transpose()
+                .map_err(|e| format!("spec.{field}: {e}"))
+        };
         ParsedScorecard {
             name: scorecard.name_any(),
             primary: scorecard
@@ -47,7 +59,23 @@ impl ParsedScorecard {
                 .is_some_and(|v| v == "true"),
             generation: scorecard.metadata.generation,
             scorecard: parsed,
+            selector: selector(&scorecard.spec.selector, "selector"),
+            namespace_selector: selector(&scorecard.spec.namespace_selector, "namespaceSelector"),
         }
+    }
+
+    /// Whether the label selectors let this Component be evaluated.
+    fn selects(
+        &self,
+        labels: &BTreeMap<String, String>,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> bool {
+        let matches = |selector: &Result<Option<Selector>, String>, labels| match selector {
+            Ok(None) => true,
+            Ok(Some(selector)) => selector.matches(labels),
+            Err(_) => false,
+        };
+        matches(&self.selector, labels) && matches(&self.namespace_selector, namespace_labels)
     }
 }
 
@@ -83,14 +111,19 @@ pub struct Outcome {
 }
 
 /// Evaluates `entity` against every scorecard that selects it, in `scorecards` order.
+/// `namespace_labels` are the labels of the entity's namespace.
 pub fn evaluate(
     entity: &pave_score::Entity,
     scorecards: &[std::sync::Arc<ParsedScorecard>],
+    namespace_labels: &BTreeMap<String, String>,
 ) -> Vec<Outcome> {
     scorecards
         .iter()
         .filter_map(|parsed| {
             let scorecard = parsed.scorecard.as_ref().ok()?;
+            if !parsed.selects(&entity.labels, namespace_labels) {
+                return None;
+            }
             // A filter that cannot be evaluated selects nothing; the Scorecard says why.
             if !pave_score::selects(scorecard, entity).unwrap_or(false) {
                 return None;
@@ -162,6 +195,13 @@ pub fn summary<'a>(
             (vec![], vec![])
         }
     };
+    for selector in [&parsed.selector, &parsed.namespace_selector] {
+        if let Err(error) = selector {
+            problems.push(format!(
+                "{error}; the scorecard selects nothing until it is fixed"
+            ));
+        }
+    }
     let mut evaluated = 0i64;
     let mut per_level: BTreeMap<Option<String>, i64> = BTreeMap::new();
     let mut per_rule: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -278,7 +318,11 @@ mod tests {
     #[test]
     fn the_articles_component_is_basic_and_needs_a_runbook_for_silver() {
         let scorecards = [article_scorecard()];
-        let outcomes = evaluate(&entity(&article_component(), None), &scorecards);
+        let outcomes = evaluate(
+            &entity(&article_component(), None),
+            &scorecards,
+            &BTreeMap::new(),
+        );
         let scores = scores(&outcomes, &[], at(10));
         assert_eq!(scores.len(), 1);
         assert_eq!(scores[0].level.as_deref(), Some("Basic"));
@@ -307,7 +351,13 @@ mod tests {
         ];
         let outcomes: Vec<Outcome> = components
             .iter()
-            .flat_map(|c| evaluate(&entity(c, None), std::slice::from_ref(&parsed)))
+            .flat_map(|c| {
+                evaluate(
+                    &entity(c, None),
+                    std::slice::from_ref(&parsed),
+                    &BTreeMap::new(),
+                )
+            })
             .collect();
         let status = summary(&parsed, outcomes.iter(), &ScorecardStatus::default(), at(1)).unwrap();
         assert_eq!(status.evaluated, Some(3));
@@ -343,6 +393,8 @@ mod tests {
                     primary: *name == "c",
                     generation: None,
                     scorecard: Err("unused".into()),
+                    selector: Ok(None),
+                    namespace_selector: Ok(None),
                 })
             })
             .collect();

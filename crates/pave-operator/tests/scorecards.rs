@@ -193,3 +193,65 @@ fn a_rule_of_the_wrong_type_is_reported_and_the_others_still_count() {
     );
     delete_scorecard(env, &name);
 }
+
+#[test]
+fn label_selectors_choose_components_and_namespaces() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("score-selectors");
+    let ns = ns.name();
+    let name = format!("selected-{ns}");
+
+    let mut scorecard = article_scorecard(&name, ns);
+    scorecard["spec"]["selector"] = json!({"matchLabels": {"scored": "yes"}});
+    scorecard["spec"]["namespaceSelector"] = json!({"matchExpressions": [
+        {"key": "pave-test-tier", "operator": "In", "values": ["gold"]}]});
+    kubectl_apply(env, &scorecard);
+    let mut component = article_component(ns);
+    component["metadata"]["labels"] = json!({"scored": "yes"});
+    kubectl_apply(env, &component);
+
+    // The namespace does not match yet: the Component is catalogued but not scored.
+    eventually(
+        Duration::from_secs(20),
+        "the Component's catalog status",
+        || {
+            let obj = get(
+                env,
+                &[
+                    "get",
+                    "component",
+                    "payment-service",
+                    "-n",
+                    ns,
+                    "-o",
+                    "json",
+                ],
+            )?;
+            obj["status"]["observedGeneration"].as_i64().map(|_| ())
+        },
+    );
+    wait_score(
+        env,
+        ns,
+        &name,
+        "no score while the namespace does not match",
+        |s| s.is_none(),
+    );
+
+    // Labelling the namespace re-scores its Components.
+    env.run_kubectl(&["label", "namespace", ns, "pave-test-tier=gold"])
+        .unwrap();
+    wait_score(env, ns, &name, "a score once the namespace matches", |s| {
+        s.is_some()
+    });
+
+    // A Component whose labels stop matching loses the score.
+    component["metadata"]["labels"] = json!({"scored": "no"});
+    kubectl_apply(env, &component);
+    wait_score(env, ns, &name, "the score gone with the label", |s| {
+        s.is_none()
+    });
+    delete_scorecard(env, &name);
+}
