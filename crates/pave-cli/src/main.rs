@@ -1,10 +1,12 @@
 //! `kubectl-pave`, the kubectl plugin: `kubectl pave crds` prints or writes the CRDs
 //! generated from pave's Rust types; `kubectl pave import` turns Backstage
 //! catalog-info.yaml files into pave Components; `kubectl pave score` gives a
-//! scorecard's levels offline. A later issue adds trace.
+//! scorecard's levels offline; `kubectl pave trace devenv NAME` shows an environment's
+//! cloud resources, secret and Argo CD application as a tree, with the last error.
 
 mod import;
 mod score;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +60,11 @@ enum Command {
         #[arg(long, value_name = "LEVEL")]
         min_level: Option<String>,
     },
+    /// Show an object and what it manages as a tree, with state and the last error.
+    Trace {
+        #[command(subcommand)]
+        target: trace::Target,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -75,6 +82,7 @@ fn main() -> anyhow::Result<ExitCode> {
             output,
             min_level.as_deref(),
         )),
+        Command::Trace { target } => Ok(trace::run(target)),
     }
 }
 

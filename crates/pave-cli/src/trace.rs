@@ -1,0 +1,1188 @@
+//! `kubectl pave trace devenv NAME`: a DeveloperEnvironment, each of its cloud
+//! resources, its connection secret and its Argo CD application as one tree, with
+//! state, id and the last error, so "why is it not ready?" is answered without
+//! reading the operator's logs.
+//!
+//! Reading the cluster (the environment, the secret's metadata, the events) happens
+//! in [`run`]; what is shown is decided by the pure [`render`] and [`report`], which
+//! the unit tests drive with constructed objects.
+//!
+//! Decisions where DESIGN.md is silent:
+//! - Everything comes from the environment's status, written by the operator; trace
+//!   never asks AWS or Argo CD itself, so it needs no cloud credentials and shows
+//!   exactly what the operator last saw.
+//! - The connection secret is checked with a metadata-only read: its data never
+//!   leaves the API server, let alone reaches the terminal.
+//! - A resource's message is shown as a failure (`✗`) unless it is a progress note
+//!   (`deleting`, `creating`, `waiting …`), because the operator writes a message
+//!   only for an error or for teardown progress.
+//! - Trace exits 0 whenever it could show the environment, Ready or not: it is a
+//!   diagnosis, not a check. It exits 1 when the environment or the cluster cannot
+//!   be read, with one line on stderr saying what failed and what to do.
+//! - Problems reading the secret or the events are notes on stderr; the tree is still
+//!   printed, since the status alone usually answers the question.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{Timestamp, Unit};
+use kube::api::{Api, ListParams};
+use kube::{Client, Config, ResourceExt};
+use pave_api::DeveloperEnvironment;
+use pave_api::conditions::{self, READY, RECOVERABLE, TERMINAL};
+use pave_api::environment::{
+    CloudResourceStatus, DeveloperEnvironmentStatus, GitOpsStatus, Phase, SecretRef,
+};
+use serde::Serialize;
+
+/// How many of the most recent events are shown.
+const RECENT_EVENTS: usize = 5;
+
+/// What to trace.
+#[derive(clap::Subcommand)]
+pub enum Target {
+    /// A DeveloperEnvironment: its cloud resources, connection secret, Argo CD
+    /// application, conditions and recent events.
+    #[command(name = "devenv", visible_alias = "developerenvironment")]
+    Devenv(DevenvArgs),
+}
+
+/// `kubectl pave trace devenv NAME [-n NAMESPACE] [-o tree|json]`.
+#[derive(clap::Args)]
+pub struct DevenvArgs {
+    /// The environment's name.
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// The environment's namespace; defaults to the kubeconfig context's namespace,
+    /// else `default`.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Tree)]
+    output: Format,
+}
+
+/// How the trace is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Tree,
+    Json,
+}
+
+/// One event about the environment, as trace shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventLine {
+    /// How long before the trace the event last happened, as kubectl prints ages.
+    pub age: String,
+    /// When it last happened (RFC 3339), if the event says.
+    pub time: Option<String>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    /// How often it happened (events are deduplicated into series).
+    pub count: i32,
+}
+
+/// `kubectl pave trace ...`: prints the trace, or one line on stderr and exit 1.
+pub fn run(target: Target) -> ExitCode {
+    let Target::Devenv(args) = target;
+    // One request at a time: a current-thread runtime is all a CLI needs.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kubectl-pave: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(trace_devenv(&args)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("kubectl-pave: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads what the trace needs and renders it; the error is the one line to print.
+async fn trace_devenv(args: &DevenvArgs) -> Result<String, String> {
+    let config = Config::infer().await.map_err(|e| {
+        format!(
+            "no Kubernetes configuration found ({}); set KUBECONFIG or create ~/.kube/config, \
+             e.g. with your cluster's `get-credentials` command",
+            chain(&e)
+        )
+    })?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| {
+        format!(
+            "cannot set up a client for the API server at {server} ({}); check the cluster \
+             and user entries of your kubeconfig",
+            chain(&e)
+        )
+    })?;
+
+    let environments = Api::<DeveloperEnvironment>::namespaced(client.clone(), &namespace);
+    let env = environments
+        .get(&args.name)
+        .await
+        .map_err(|e| explain_get_error(&e, &namespace, &args.name, &server))?;
+
+    let status = env.status.clone().unwrap_or_default();
+    let secret_exists = match &status.connection_secret_ref {
+        Some(secret) => match secret_exists(&client, secret).await {
+            Ok(exists) => Some(exists),
+            Err(e) => {
+                eprintln!(
+                    "kubectl-pave: note: cannot check secret {}/{}: {}",
+                    secret.namespace,
+                    secret.name,
+                    chain(&e)
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let events = match events_about(&client, &env).await {
+        Ok(events) => events,
+        Err(e) => {
+            eprintln!("kubectl-pave: note: cannot read events: {}", chain(&e));
+            Vec::new()
+        }
+    };
+
+    Ok(match args.output {
+        Format::Tree => render(&env, secret_exists, &events),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&report(&env, secret_exists, &events))
+                .expect("a trace always serialises");
+            format!("{json}\n")
+        }
+    })
+}
+
+/// The one line for a failed read of the environment: not found, CRD missing,
+/// refused, or unreachable, each with what to do about it.
+fn explain_get_error(error: &kube::Error, namespace: &str, name: &str, server: &str) -> String {
+    match error {
+        // The API server's own NotFound names the object; a 404 without that reason
+        // comes from a path nobody serves, i.e. the CRD is not installed.
+        kube::Error::Api(status) if status.code == 404 && status.reason == "NotFound" => {
+            format!("developerenvironment {namespace}/{name} not found")
+        }
+        kube::Error::Api(status) if status.code == 404 => format!(
+            "the API server at {server} does not serve developerenvironments.platform.pave.dev; \
+             install pave's CRDs (`kubectl pave crds | kubectl apply -f -`, or the Helm chart)"
+        ),
+        kube::Error::Api(status) if status.code == 401 => format!(
+            "the API server at {server} did not accept your credentials ({}); log in again or \
+             check the user of your kubeconfig's current context",
+            status.message
+        ),
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "not allowed to get developerenvironment {namespace}/{name} ({}); ask for `get` on \
+             developerenvironments.platform.pave.dev in {namespace}",
+            status.message
+        ),
+        kube::Error::Api(status) => format!(
+            "reading developerenvironment {namespace}/{name} failed: {} ({})",
+            status.message, status.code
+        ),
+        // Everything else never got an answer from the API server.
+        other => format!(
+            "cannot reach the API server at {server} ({}); check that the cluster is running and \
+             that your kubeconfig's current context (KUBECONFIG or ~/.kube/config) points at it",
+            chain(other)
+        ),
+    }
+}
+
+/// An error and its causes on one line, skipping causes already in the text (kube
+/// repeats its source in its own message).
+fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text = format!("{text}: {message}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether the secret exists, read as metadata only so its data is never fetched.
+async fn secret_exists(client: &Client, secret: &SecretRef) -> kube::Result<bool> {
+    let secrets = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
+    Ok(secrets.get_metadata_opt(&secret.name).await?.is_some())
+}
+
+/// The most recent events about the environment. pave publishes events.k8s.io/v1
+/// events; core/v1 events are the same objects seen through the other API, so one
+/// query finds both.
+async fn events_about(client: &Client, env: &DeveloperEnvironment) -> kube::Result<Vec<EventLine>> {
+    let Some(uid) = env.uid() else {
+        return Ok(Vec::new());
+    };
+    let api = Api::<Event>::namespaced(client.clone(), &env.namespace().unwrap_or_default());
+    let by_uid = ListParams::default().fields(&format!("regarding.uid={uid}"));
+    let events = match api.list(&by_uid).await {
+        Ok(list) => list.items,
+        // A server that does not know the field label answers 400; listing the
+        // namespace and filtering here gives the same answer with more traffic.
+        Err(kube::Error::Api(status)) if status.code == 400 => {
+            api.list(&ListParams::default()).await?.items
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(recent_events(events, &uid, Timestamp::now(), RECENT_EVENTS))
+}
+
+/// The last `limit` events about the object with `uid`, oldest first, with ages
+/// relative to `now`. Filters by uid itself as well, in case the server ignored the
+/// field selector.
+fn recent_events(events: Vec<Event>, uid: &str, now: Timestamp, limit: usize) -> Vec<EventLine> {
+    let mut about: Vec<(Option<Timestamp>, Event)> = events
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
+        .map(|e| (last_seen(&e), e))
+        .collect();
+    about.sort_by_key(|(time, _)| *time);
+    let skip = about.len().saturating_sub(limit);
+    about
+        .into_iter()
+        .skip(skip)
+        .map(|(time, e)| EventLine {
+            age: time.map_or_else(|| "?".to_owned(), |t| human_age(now, t)),
+            time: time.map(|t| t.round(Unit::Second).unwrap_or(t).to_string()),
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            message: e.note.unwrap_or_default(),
+            count: e
+                .series
+                .as_ref()
+                .map(|s| s.count)
+                .or(e.deprecated_count)
+                .unwrap_or(1)
+                .max(1),
+        })
+        .collect()
+}
+
+/// When an event last happened: a series' last observation, else its own time, else
+/// what core/v1 writers recorded, else when the object was created.
+fn last_seen(event: &Event) -> Option<Timestamp> {
+    event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or(event.event_time.as_ref().map(|t| t.0))
+        .or(event.deprecated_last_timestamp.as_ref().map(|t| t.0))
+        .or(event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// An age the way kubectl prints it (`45s`, `3m20s`, `2h`, `5d`).
+fn human_age(now: Timestamp, then: Timestamp) -> String {
+    let seconds = now.duration_since(then).as_secs();
+    if seconds < 0 {
+        return "0s".to_owned();
+    }
+    let minutes = seconds / 60;
+    let hours = minutes / 60;
+    let days = hours / 24;
+    let with_rest = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit}{small}{small_unit}")
+        }
+    };
+    match () {
+        _ if seconds < 120 => format!("{seconds}s"),
+        _ if minutes < 10 => with_rest(minutes, "m", seconds % 60, "s"),
+        _ if hours < 3 => format!("{minutes}m"),
+        _ if hours < 8 => with_rest(hours, "h", minutes % 60, "m"),
+        _ if hours < 48 => format!("{hours}h"),
+        _ if days < 8 => with_rest(days, "d", hours % 24, "h"),
+        _ if days < 365 * 2 => format!("{days}d"),
+        _ => format!("{}y", days / 365),
+    }
+}
+
+/// The tree, conditions and events, as printed by default.
+pub fn render(
+    env: &DeveloperEnvironment,
+    secret_exists: Option<bool>,
+    events: &[EventLine],
+) -> String {
+    let status = env.status.clone().unwrap_or_default();
+    let mut out = String::new();
+
+    let ready = match conditions::find(&status.conditions, READY) {
+        Some(c) if c.status == "True" => "Ready=True".to_owned(),
+        Some(c) => format!("Ready={} ({})", c.status, reason_and_message(c)),
+        None => "Ready=Unknown".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "DeveloperEnvironment {}   phase {}   {ready}",
+        qualified_name(env),
+        status.phase.map_or("-", phase_name)
+    );
+    for note in notes(env, &status) {
+        let _ = writeln!(out, "  {note}");
+    }
+
+    let mut rows: Vec<[String; 5]> = status.resources.iter().map(resource_row).collect();
+    if rows.is_empty() {
+        rows.push(row("AWS", "(no cloud resources yet)", "", "", ""));
+    }
+    rows.push(secret_row(env, &status, secret_exists));
+    rows.push(gitops_row(env, status.gitops.as_ref()));
+    let last = rows.len() - 1;
+    for (i, line) in table(&rows).into_iter().enumerate() {
+        let branch = if i == last { "└─" } else { "├─" };
+        let _ = writeln!(out, "{branch} {line}");
+    }
+
+    if let Some(expires) = &status.expires_at {
+        let ttl = env.spec.ttl.as_deref().unwrap_or("?");
+        let _ = writeln!(out, "expires: {} (ttl {ttl})", time(expires));
+    }
+    if let Some(checked) = &status.last_drift_check {
+        let _ = writeln!(out, "last drift check: {}", time(checked));
+    }
+
+    if status.conditions.is_empty() {
+        out.push_str("conditions: none\n");
+    } else {
+        out.push_str("conditions:\n");
+        // Ready first: it is the one the question is about.
+        let ordered = status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == READY)
+            .chain(status.conditions.iter().filter(|c| c.type_ != READY));
+        let rows: Vec<[String; 5]> = ordered
+            .map(|c| {
+                [
+                    condition_marker(c).to_owned(),
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                ]
+            })
+            .collect();
+        for line in table(&rows) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+
+    if events.is_empty() {
+        out.push_str("recent events: none\n");
+    } else {
+        out.push_str("recent events:\n");
+        let rows: Vec<[String; 5]> = events
+            .iter()
+            .map(|e| {
+                let count = if e.count > 1 {
+                    format!(" (x{})", e.count)
+                } else {
+                    String::new()
+                };
+                [
+                    e.age.clone(),
+                    e.type_.clone(),
+                    e.reason.clone(),
+                    format!("{}{count}", e.message),
+                    String::new(),
+                ]
+            })
+            .collect();
+        for line in table(&rows) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// The lines under the heading that explain the state: failures the operator will
+/// or will not retry, a status that lags the spec, a pending deletion.
+fn notes(env: &DeveloperEnvironment, status: &DeveloperEnvironmentStatus) -> Vec<String> {
+    let mut notes = Vec::new();
+    if env.status.is_none() {
+        notes.push(
+            "no status yet: the operator has not reconciled this environment; is pave-operator running?"
+                .to_owned(),
+        );
+    }
+    let ready_message = conditions::find(&status.conditions, READY).map(|c| c.message.as_str());
+    let detail = |c: &Condition| {
+        if c.message.is_empty() || Some(c.message.as_str()) == ready_message {
+            String::new()
+        } else {
+            format!(": {}", c.message)
+        }
+    };
+    if let Some(c) = conditions::find(&status.conditions, TERMINAL).filter(|c| c.status == "True") {
+        notes.push(format!(
+            "✗ Terminal ({}){}; the spec must change: the operator does not retry until it does",
+            c.reason,
+            detail(c)
+        ));
+    }
+    if let Some(c) =
+        conditions::find(&status.conditions, RECOVERABLE).filter(|c| c.status == "True")
+    {
+        notes.push(format!(
+            "↻ Recoverable ({}){}; the operator retries with backoff",
+            c.reason,
+            detail(c)
+        ));
+    }
+    if let (Some(observed), Some(generation)) =
+        (status.observed_generation, env.metadata.generation)
+        && observed < generation
+    {
+        notes.push(format!(
+            "status describes generation {observed}, the spec is at generation {generation}: \
+             the operator has not caught up yet"
+        ));
+    }
+    if let Some(deleted) = &env.metadata.deletion_timestamp {
+        let finalizers = env.finalizers();
+        if finalizers.is_empty() {
+            notes.push(format!("deletion requested at {}", time(deleted)));
+        } else {
+            notes.push(format!(
+                "deletion requested at {}; waiting for {}",
+                time(deleted),
+                finalizers.join(", ")
+            ));
+        }
+    }
+    notes
+}
+
+fn reason_and_message(c: &Condition) -> String {
+    match (c.reason.is_empty(), c.message.is_empty()) {
+        (_, true) => c.reason.clone(),
+        (true, false) => c.message.clone(),
+        (false, false) => format!("{}: {}", c.reason, c.message),
+    }
+}
+
+fn condition_marker(c: &Condition) -> &'static str {
+    match (c.type_.as_str(), c.status.as_str()) {
+        (TERMINAL, "True") => "✗",
+        (RECOVERABLE, "True") => "↻",
+        _ => " ",
+    }
+}
+
+fn row(kind: &str, name: &str, id: &str, state: &str, message: &str) -> [String; 5] {
+    [kind, name, id, state, message].map(str::to_owned)
+}
+
+fn resource_row(r: &CloudResourceStatus) -> [String; 5] {
+    let message = match (&r.message, is_failure(r)) {
+        (Some(m), true) => format!("✗ {m}"),
+        (None, true) => format!("✗ state {}", r.state.as_deref().unwrap_or_default()),
+        (Some(m), false) => m.clone(),
+        (None, false) => String::new(),
+    };
+    row(
+        &r.kind,
+        &r.name,
+        r.id.as_deref().unwrap_or("-"),
+        r.state.as_deref().unwrap_or("-"),
+        &message,
+    )
+}
+
+/// Whether a resource's entry reports a failure rather than progress.
+fn is_failure(r: &CloudResourceStatus) -> bool {
+    // Cloud states that mean the resource is broken, whatever the message says
+    // (RDS's `failed`, `incompatible-*`, `storage-full`, …).
+    let failed_state = r.state.as_deref().is_some_and(|s| {
+        matches!(
+            s,
+            "failed"
+                | "error"
+                | "storage-full"
+                | "restore-error"
+                | "inaccessible-encryption-credentials"
+        ) || s.starts_with("incompatible-")
+    });
+    let error_message = r.message.as_deref().is_some_and(|m| {
+        let m = m.trim().to_ascii_lowercase();
+        let progress = ["creating", "deleting", "modifying", "pending", "waiting"]
+            .iter()
+            .any(|word| m.starts_with(word));
+        !m.is_empty() && !progress
+    });
+    failed_state || error_message
+}
+
+fn secret_row(
+    env: &DeveloperEnvironment,
+    status: &DeveloperEnvironmentStatus,
+    exists: Option<bool>,
+) -> [String; 5] {
+    match &status.connection_secret_ref {
+        Some(secret) => {
+            let state = match exists {
+                Some(true) => "exists",
+                Some(false) => "missing",
+                None => "unknown",
+            };
+            let message = if exists == Some(false) {
+                "✗ the status names it, but it does not exist"
+            } else {
+                ""
+            };
+            row(
+                "Secret",
+                &format!("{}/{}", secret.namespace, secret.name),
+                "-",
+                state,
+                message,
+            )
+        }
+        None => {
+            // The name it will have, so a reader knows what to look for.
+            let namespace = env
+                .spec
+                .write_connection_secrets_to_namespace
+                .clone()
+                .or_else(|| env.namespace())
+                .unwrap_or_default();
+            row(
+                "Secret",
+                &format!("{namespace}/{}-connection", env.name_any()),
+                "-",
+                "not written yet",
+                "",
+            )
+        }
+    }
+}
+
+fn gitops_row(env: &DeveloperEnvironment, gitops: Option<&GitOpsStatus>) -> [String; 5] {
+    match (gitops, &env.spec.gitops) {
+        (Some(g), _) => {
+            let state = match (&g.sync, &g.health) {
+                (Some(sync), Some(health)) => format!("{sync}/{health}"),
+                (Some(one), None) | (None, Some(one)) => one.clone(),
+                (None, None) => "-".to_owned(),
+            };
+            row(
+                "Argo CD",
+                g.application.as_deref().unwrap_or("(unnamed application)"),
+                g.revision.as_deref().unwrap_or("-"),
+                &state,
+                "",
+            )
+        }
+        (None, Some(_)) => row("Argo CD", "(application not created yet)", "", "", ""),
+        (None, None) => row("Argo CD", "(no gitops)", "", "", ""),
+    }
+}
+
+/// Rows as lines with every column but the last padded to its widest cell; trailing
+/// blanks trimmed.
+fn table(rows: &[[String; 5]]) -> Vec<String> {
+    let mut widths = [0usize; 5];
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(cell);
+                } else if widths[i] > 0 {
+                    let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+                }
+            }
+            line.trim_end().to_owned()
+        })
+        .collect()
+}
+
+fn qualified_name(env: &DeveloperEnvironment) -> String {
+    format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any())
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Provisioning => "Provisioning",
+        Phase::Ready => "Ready",
+        Phase::Updating => "Updating",
+        Phase::Deleting => "Deleting",
+        Phase::Failed => "Failed",
+    }
+}
+
+fn time(t: &Time) -> String {
+    t.0.round(Unit::Second).unwrap_or(t.0).to_string()
+}
+
+/// The trace as `-o json` prints it: the same facts as the tree.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `namespace/name`.
+    pub environment: String,
+    pub namespace: String,
+    pub name: String,
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub deletion_timestamp: Option<Time>,
+    pub phase: Option<Phase>,
+    /// The lines that explain the state (Terminal, Recoverable, stale status, …).
+    pub notes: Vec<String>,
+    pub conditions: Vec<Condition>,
+    pub resources: Vec<ResourceReport>,
+    pub secret: SecretReport,
+    pub gitops: Option<GitOpsStatus>,
+    pub expires_at: Option<Time>,
+    pub last_drift_check: Option<Time>,
+    pub events: Vec<EventLine>,
+}
+
+/// A cloud resource in the JSON trace: its status entry and whether it failed.
+#[derive(Debug, Serialize)]
+pub struct ResourceReport {
+    #[serde(flatten)]
+    pub status: CloudResourceStatus,
+    pub failed: bool,
+}
+
+/// The connection secret in the JSON trace. `exists` is null when the status names
+/// no secret yet (the name is then the one it will have) or it could not be read.
+#[derive(Debug, Serialize)]
+pub struct SecretReport {
+    pub name: String,
+    pub namespace: String,
+    pub exists: Option<bool>,
+    /// Whether the environment's status names the secret yet.
+    pub written: bool,
+}
+
+/// The data behind `-o json`.
+pub fn report(
+    env: &DeveloperEnvironment,
+    secret_exists: Option<bool>,
+    events: &[EventLine],
+) -> Report {
+    let status = env.status.clone().unwrap_or_default();
+    let secret = match &status.connection_secret_ref {
+        Some(secret) => SecretReport {
+            name: secret.name.clone(),
+            namespace: secret.namespace.clone(),
+            exists: secret_exists,
+            written: true,
+        },
+        None => SecretReport {
+            name: format!("{}-connection", env.name_any()),
+            namespace: env
+                .spec
+                .write_connection_secrets_to_namespace
+                .clone()
+                .or_else(|| env.namespace())
+                .unwrap_or_default(),
+            exists: None,
+            written: false,
+        },
+    };
+    Report {
+        environment: qualified_name(env),
+        namespace: env.namespace().unwrap_or_default(),
+        name: env.name_any(),
+        generation: env.metadata.generation,
+        observed_generation: status.observed_generation,
+        deletion_timestamp: env.metadata.deletion_timestamp.clone(),
+        phase: status.phase,
+        notes: notes(env, &status),
+        resources: status
+            .resources
+            .iter()
+            .map(|r| ResourceReport {
+                status: r.clone(),
+                failed: is_failure(r),
+            })
+            .collect(),
+        secret,
+        gitops: status.gitops.clone(),
+        expires_at: status.expires_at.clone(),
+        last_drift_check: status.last_drift_check.clone(),
+        conditions: status.conditions,
+        events: events.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::events::v1::EventSeries;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+    use pave_api::conditions::{SYNCED, Status};
+    use pave_api::environment::{
+        CompositeDeletePolicy, DeletionPolicy, DeveloperEnvironmentSpec, EnvironmentParameters,
+    };
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn condition(type_: &str, status: Status, reason: &str, message: &str) -> Condition {
+        conditions::new(type_, status, reason, message, Some(1), at(1_700_000_000))
+    }
+
+    fn resource(kind: &str, name: &str, id: Option<&str>, state: &str) -> CloudResourceStatus {
+        CloudResourceStatus {
+            kind: kind.into(),
+            name: name.into(),
+            id: id.map(Into::into),
+            arn: None,
+            state: Some(state.into()),
+            message: None,
+        }
+    }
+
+    fn environment(status: Option<DeveloperEnvironmentStatus>) -> DeveloperEnvironment {
+        let mut env = DeveloperEnvironment::new(
+            "feature-payment-v2-env",
+            DeveloperEnvironmentSpec {
+                parameters: EnvironmentParameters {
+                    region: "ap-northeast-2".into(),
+                    db_size: Some("db.t3.medium".into()),
+                    db_engine: Default::default(),
+                    db_engine_version: None,
+                    db_storage_gib: 20,
+                    cluster_size: Default::default(),
+                },
+                composite_delete_policy: CompositeDeletePolicy::Foreground,
+                deletion_policy: DeletionPolicy::Delete,
+                write_connection_secrets_to_namespace: None,
+                ttl: Some("72h".into()),
+                gitops: None,
+            },
+        );
+        env.metadata.namespace = Some("team-payments".into());
+        env.metadata.uid = Some("1a2b3c4d-0000".into());
+        env.metadata.generation = Some(1);
+        env.status = status;
+        env
+    }
+
+    fn network() -> Vec<CloudResourceStatus> {
+        vec![
+            resource("VPC", "pave-1a2b3c4d-vpc", Some("vpc-0123"), "available"),
+            resource(
+                "Subnet",
+                "pave-1a2b3c4d-subnet-a",
+                Some("subnet-0a"),
+                "available",
+            ),
+            resource(
+                "DBSubnetGroup",
+                "pave-1a2b3c4d-dbsubnets",
+                Some("pave-1a2b3c4d-dbsubnets"),
+                "Complete",
+            ),
+        ]
+    }
+
+    fn connection_secret() -> Option<SecretRef> {
+        Some(SecretRef {
+            name: "feature-payment-v2-env-connection".into(),
+            namespace: "team-payments".into(),
+        })
+    }
+
+    fn ready_env() -> DeveloperEnvironment {
+        let mut resources = network();
+        resources.push(resource(
+            "DBInstance",
+            "pave-1a2b3c4d-db",
+            Some("pave-1a2b3c4d-db"),
+            "available",
+        ));
+        environment(Some(DeveloperEnvironmentStatus {
+            observed_generation: Some(1),
+            phase: Some(Phase::Ready),
+            conditions: vec![
+                condition(READY, Status::True, "Ready", "every resource is available"),
+                condition(SYNCED, Status::True, "Synced", ""),
+            ],
+            resources,
+            connection_secret_ref: connection_secret(),
+            gitops: Some(GitOpsStatus {
+                application: Some("argocd/feature-payment-v2-env".into()),
+                sync: Some("Synced".into()),
+                health: Some("Healthy".into()),
+                revision: Some("4f2a9c1".into()),
+            }),
+            expires_at: Some(Time(at(1_700_259_200))),
+            last_drift_check: None,
+        }))
+    }
+
+    const DB_ERROR: &str = "CreateDBInstance pave-1a2b3c4d-db: InvalidParameterCombination: \
+                            RDS does not support db.t3.medium with postgres 9.6";
+
+    fn failed_db_env() -> DeveloperEnvironment {
+        let mut resources = network();
+        resources.push(CloudResourceStatus {
+            message: Some(DB_ERROR.into()),
+            ..resource("DBInstance", "pave-1a2b3c4d-db", None, "creating")
+        });
+        environment(Some(DeveloperEnvironmentStatus {
+            observed_generation: Some(1),
+            phase: Some(Phase::Failed),
+            // Not in the operator's (alphabetical) order, so tests see Ready moved first.
+            conditions: vec![
+                condition(SYNCED, Status::False, "CloudError", DB_ERROR),
+                condition(
+                    TERMINAL,
+                    Status::True,
+                    "InvalidParameterCombination",
+                    DB_ERROR,
+                ),
+                condition(READY, Status::False, "TerminalError", DB_ERROR),
+            ],
+            resources,
+            connection_secret_ref: connection_secret(),
+            ..Default::default()
+        }))
+    }
+
+    fn deleting_env() -> DeveloperEnvironment {
+        let mut resources = network();
+        for r in &mut resources[1..] {
+            r.state = Some("deleting".into());
+            r.message = Some("deleting".into());
+        }
+        let mut env = environment(Some(DeveloperEnvironmentStatus {
+            observed_generation: Some(1),
+            phase: Some(Phase::Deleting),
+            conditions: vec![condition(
+                READY,
+                Status::False,
+                "Deleting",
+                "waiting for 2 cloud resources to be deleted",
+            )],
+            resources,
+            connection_secret_ref: connection_secret(),
+            ..Default::default()
+        }));
+        env.metadata.deletion_timestamp = Some(Time(at(1_700_000_600)));
+        env.metadata.finalizers = Some(vec!["platform.pave.dev/cloud-resources".into()]);
+        env
+    }
+
+    fn event(reason: &str, note: &str, seconds: i64) -> EventLine {
+        EventLine {
+            age: human_age(at(1_700_000_000), at(1_700_000_000 - seconds)),
+            time: None,
+            type_: "Warning".into(),
+            reason: reason.into(),
+            message: note.into(),
+            count: 1,
+        }
+    }
+
+    /// The column at which `needle` starts on the line containing `line_marker`.
+    fn column(text: &str, line_marker: &str, needle: &str) -> usize {
+        let line = text.lines().find(|l| l.contains(line_marker)).unwrap();
+        line[..line.find(needle).unwrap()].chars().count()
+    }
+
+    #[test]
+    fn ready_environment_is_a_quiet_tree() {
+        let text = render(&ready_env(), Some(true), &[]);
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "DeveloperEnvironment team-payments/feature-payment-v2-env   phase Ready   Ready=True"
+        );
+        assert!(!text.contains('✗'), "{text}");
+        assert!(
+            text.contains("├─ Secret         team-payments/feature-payment-v2-env-connection  -                        exists"),
+            "{text}"
+        );
+        assert!(
+            text.contains("└─ Argo CD        argocd/feature-payment-v2-env"),
+            "{text}"
+        );
+        assert!(text.contains("4f2a9c1"), "{text}");
+        assert!(text.contains("Synced/Healthy"), "{text}");
+        assert!(
+            text.contains("expires: 2023-11-17T22:13:20Z (ttl 72h)"),
+            "{text}"
+        );
+        assert!(text.contains("recent events: none"), "{text}");
+        // Columns line up: every resource's id and state start where the VPC's do.
+        for marker in ["pave-1a2b3c4d-vpc", "subnet-a", "pave-1a2b3c4d-db "] {
+            assert_eq!(
+                column(&text, marker, "available"),
+                column(&text, "pave-1a2b3c4d-vpc", "available"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            column(&text, "subnet-a", "subnet-0a"),
+            column(&text, "pave-1a2b3c4d-vpc", "vpc-0123"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn failed_database_says_why_and_that_the_spec_must_change() {
+        let events = [event(
+            "ReconcileFailed",
+            "InvalidParameterCombination on DBInstance",
+            120,
+        )];
+        let text = render(&failed_db_env(), Some(true), &events);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            format!(
+                "DeveloperEnvironment team-payments/feature-payment-v2-env   phase Failed   \
+                 Ready=False (TerminalError: {DB_ERROR})"
+            )
+        );
+        // The Terminal condition is called out, without repeating the same message.
+        assert_eq!(
+            lines.next().unwrap(),
+            "  ✗ Terminal (InvalidParameterCombination); the spec must change: the operator \
+             does not retry until it does"
+        );
+        let db = text
+            .lines()
+            .find(|l| l.starts_with("├─ DBInstance "))
+            .unwrap();
+        assert!(db.contains(" pave-1a2b3c4d-db  "), "{db}");
+        assert!(db.contains("  -  "), "no id yet: {db}");
+        assert!(db.ends_with(&format!("creating   ✗ {DB_ERROR}")), "{db}");
+        // Only the failing resource is marked.
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("├─") && l.contains('✗'))
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("└─ Argo CD        (no gitops)"), "{text}");
+        assert!(
+            text.contains("  ✗  Terminal  True   InvalidParameterCombination  CreateDBInstance"),
+            "{text}"
+        );
+        // Ready comes first among the conditions, whatever order the status has.
+        let conditions: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "conditions:")
+            .skip(1)
+            .take(3)
+            .collect();
+        assert!(conditions[0].contains("Ready     False"), "{text}");
+        assert!(
+            text.ends_with(
+                "recent events:\n  2m  Warning  ReconcileFailed  InvalidParameterCombination on DBInstance\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn deleting_environment_shows_progress_not_failures() {
+        let text = render(&deleting_env(), Some(false), &[]);
+        assert!(text.starts_with("DeveloperEnvironment team-payments/feature-payment-v2-env   phase Deleting   Ready=False (Deleting: waiting for 2 cloud resources to be deleted)\n"), "{text}");
+        assert!(
+            text.contains(
+                "  deletion requested at 2023-11-14T22:23:20Z; waiting for platform.pave.dev/cloud-resources"
+            ),
+            "{text}"
+        );
+        // The two resources being torn down show it, and are not failures.
+        let deleting: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("├─") && l.ends_with("deleting   deleting"))
+            .collect();
+        assert_eq!(deleting.len(), 2, "{text}");
+        assert!(deleting.iter().all(|l| !l.contains('✗')), "{text}");
+        // A secret the status names but that is gone is a failure worth seeing.
+        let secret = text.lines().find(|l| l.contains("Secret")).unwrap();
+        assert!(secret.contains("missing"), "{secret}");
+        assert!(secret.contains('✗'), "{secret}");
+    }
+
+    #[test]
+    fn no_status_yet_points_at_the_operator() {
+        let text = render(&environment(None), None, &[]);
+        assert!(
+            text.starts_with("DeveloperEnvironment team-payments/feature-payment-v2-env   phase -   Ready=Unknown\n  no status yet"),
+            "{text}"
+        );
+        assert!(text.contains("(no cloud resources yet)"), "{text}");
+        assert!(
+            text.contains(
+                "├─ Secret   team-payments/feature-payment-v2-env-connection  -  not written yet"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("conditions: none"), "{text}");
+    }
+
+    #[test]
+    fn stale_status_and_recoverable_errors_are_explained() {
+        let mut env = failed_db_env();
+        env.metadata.generation = Some(2);
+        let status = env.status.as_mut().unwrap();
+        status.conditions = vec![
+            condition(READY, Status::False, "RecoverableError", "throttled"),
+            condition(
+                RECOVERABLE,
+                Status::True,
+                "Throttling",
+                "DescribeDBInstances: Rate exceeded",
+            ),
+        ];
+        let text = render(&env, None, &[]);
+        assert!(
+            text.contains(
+                "  ↻ Recoverable (Throttling): DescribeDBInstances: Rate exceeded; the operator retries with backoff"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("status describes generation 1, the spec is at generation 2"),
+            "{text}"
+        );
+        assert!(text.contains("unknown"), "secret not checked: {text}");
+    }
+
+    #[test]
+    fn json_has_the_same_facts() {
+        let events = [event("ReconcileFailed", "boom", 30)];
+        let json = serde_json::to_value(report(&failed_db_env(), Some(true), &events)).unwrap();
+        assert_eq!(json["environment"], "team-payments/feature-payment-v2-env");
+        assert_eq!(json["phase"], "Failed");
+        assert_eq!(json["conditions"][1]["type"], "Terminal");
+        let db = &json["resources"][3];
+        assert_eq!(db["kind"], "DBInstance");
+        assert_eq!(db["message"], DB_ERROR);
+        assert_eq!(db["failed"], true);
+        assert_eq!(json["resources"][0]["failed"], false);
+        assert_eq!(
+            json["secret"],
+            serde_json::json!({
+                "name": "feature-payment-v2-env-connection",
+                "namespace": "team-payments",
+                "exists": true,
+                "written": true,
+            })
+        );
+        assert!(json["gitops"].is_null());
+        assert_eq!(json["events"][0]["type"], "Warning");
+        assert_eq!(json["events"][0]["age"], "30s");
+        assert!(json["notes"][0].as_str().unwrap().contains("Terminal"));
+    }
+
+    #[test]
+    fn recent_events_keeps_the_last_few_about_this_object() {
+        let make = |uid: &str, reason: &str, seconds: i64, series: Option<i32>| Event {
+            metadata: ObjectMeta {
+                name: Some(reason.to_lowercase()),
+                ..Default::default()
+            },
+            regarding: Some(ObjectReference {
+                uid: Some(uid.into()),
+                ..Default::default()
+            }),
+            event_time: Some(MicroTime(at(seconds))),
+            series: series.map(|count| EventSeries {
+                count,
+                last_observed_time: MicroTime(at(seconds + 5_000)),
+            }),
+            reason: Some(reason.into()),
+            type_: Some("Normal".into()),
+            note: Some(format!("{reason} happened")),
+            ..Default::default()
+        };
+        let now = at(10_000);
+        let events = vec![
+            make("me", "Third", 3_000, None),
+            make("other", "NotMine", 9_999, None),
+            make("me", "First", 1_000, None),
+            // Happened first, but its series was last seen after everything else.
+            make("me", "Repeated", 500, Some(4)),
+            make("me", "Second", 2_000, None),
+        ];
+        let lines = recent_events(events, "me", now, 3);
+        let reasons: Vec<&str> = lines.iter().map(|l| l.reason.as_str()).collect();
+        assert_eq!(reasons, ["Second", "Third", "Repeated"]);
+        assert_eq!(lines[2].count, 4);
+        assert_eq!(lines[2].age, "75m"); // 10_000 - 5_500 s
+        assert_eq!(lines[0].time.as_deref(), Some("1970-01-01T00:33:20Z"));
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = at(1_000_000);
+        let ago = |s: i64| human_age(now, at(1_000_000 - s));
+        assert_eq!(ago(-5), "0s");
+        assert_eq!(ago(45), "45s");
+        assert_eq!(ago(119), "119s");
+        assert_eq!(ago(200), "3m20s");
+        assert_eq!(ago(600), "10m");
+        assert_eq!(ago(4 * 3600 + 60), "4h1m");
+        assert_eq!(ago(30 * 3600), "30h");
+        assert_eq!(ago(3 * 86400 + 3600), "3d1h");
+        assert_eq!(ago(40 * 86400), "40d");
+    }
+
+    #[test]
+    fn errors_say_what_failed_and_what_to_do() {
+        let api = |code: u16, reason: &str| {
+            kube::Error::Api(
+                kube::core::Status::failure("boom", reason)
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let explain = |e: &kube::Error| explain_get_error(e, "ns", "env", "https://k:6443/");
+        assert_eq!(
+            explain(&api(404, "NotFound")),
+            "developerenvironment ns/env not found"
+        );
+        assert!(explain(&api(404, "Failed to parse error data")).contains("install pave's CRDs"));
+        assert!(explain(&api(403, "Forbidden")).contains("ask for `get`"));
+        assert!(explain(&api(401, "Unauthorized")).contains("log in again"));
+    }
+}
