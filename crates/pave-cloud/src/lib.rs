@@ -1,2 +1,13 @@
-//! The environment's cloud resource plan and its AWS driver.
-//! Filled by the environments issue; empty until then.
+//! A DeveloperEnvironment in the cloud: the plan of resources it should have (pure:
+//! from the spec and the operator's configuration) and the AWS driver that makes the
+//! cloud match it, idempotently and safe to repeat after a crash at any point.
+
+pub mod aws;
+pub mod config;
+pub mod model;
+pub mod plan;
+pub mod policy;
+
+pub use model::{
+    CloudError, Desired, Observed, Plan, ResourceKind, ResourceSpec, SecurityGroupRole,
+};

@@ -27,6 +27,9 @@ use crate::error::{Error, backoff};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
 
+/// The longest wait between looks at work under way in the cloud.
+const PENDING_CAP: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Resolves once when the operator is asked to stop; every task holds a clone.
 pub type ShutdownSignal = futures::future::Shared<BoxFuture<'static, ()>>;
 
@@ -107,6 +110,20 @@ impl Context {
 }
 
 impl Context {
+    /// Publishes a Normal Event on `obj` (best effort: a failure is only logged).
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(controller = self.name, error = %e, "cannot publish an event");
+        }
+    }
+
     /// Writes `status` (the fields this controller owns) with server-side apply under
     /// this controller's field manager. Fields it owned before and leaves out are
     /// removed, which is how an empty list or a cleared value is written.
@@ -295,7 +312,10 @@ fn error_policy<K>(obj: Arc<DeserializeGuard<K>>, error: &Error, ctx: Arc<Contex
 where
     K: Resource<DynamicType = ()>,
 {
-    ctx.metrics.reconcile_failed(ctx.name, error.metric_label());
+    let pending = matches!(error, Error::Pending(_));
+    if !pending {
+        ctx.metrics.reconcile_failed(ctx.name, error.metric_label());
+    }
     if error.is_permanent() {
         return Action::await_change();
     }
@@ -306,6 +326,13 @@ where
         *count += 1;
         *count - 1
     };
+    if pending {
+        // Work under way in the cloud is not a failure: look again with a backoff
+        // that stays short, since the cloud usually finishes within minutes.
+        let delay = backoff(attempt).min(PENDING_CAP);
+        debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
+        return Action::requeue(delay);
+    }
     let delay = backoff(attempt);
     warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)

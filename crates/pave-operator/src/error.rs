@@ -17,6 +17,26 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+
+    /// Another request to the API server failed.
+    #[error("cannot {action}: {source}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+
+    /// A transient cloud failure (throttling, 5xx, timeouts), retried with backoff.
+    #[error(transparent)]
+    Cloud(pave_cloud::CloudError),
+
+    /// Work under way in the cloud (a deletion in progress): looked at again soon.
+    #[error("{0}")]
+    Pending(String),
 }
 
 impl Error {
@@ -25,6 +45,10 @@ impl Error {
         match self {
             Error::InvalidObject { .. } => "invalid_object",
             Error::WriteStatus { .. } => "write_status",
+            Error::Kube { .. } => "kube_api",
+            Error::Finalizer(_) => "finalizer",
+            Error::Cloud(_) => "cloud",
+            Error::Pending(_) => "pending",
         }
     }
 

@@ -54,6 +54,11 @@ pub struct Args {
     /// an AWS account without taking each other's resources.
     #[arg(long, env = "PAVE_CLUSTER_ID", default_value = "pave")]
     pub cluster_id: String,
+
+    /// The operator configuration (guardrails, profiles, CIDR pool, intervals) as YAML;
+    /// every field has a documented default (examples/operator-config.yaml).
+    #[arg(long, env = "PAVE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -88,6 +93,8 @@ pub enum Fatal {
     Signals(String),
     #[error("did not stop within {}s of the stop signal", SHUTDOWN_GRACE.as_secs())]
     ShutdownTimeout,
+    #[error("cannot use the configuration {path}: {error}: fix it and start again")]
+    ConfigFile { path: String, error: String },
 }
 
 impl Fatal {
@@ -123,6 +130,7 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(args: Args) -> Result<(), Fatal> {
     info!(version = env!("CARGO_PKG_VERSION"), cluster_id = %args.cluster_id, "starting");
     let shutdown = shutdown_signal()?;
+    let config = Arc::new(load_config(args.config.as_deref())?);
     // A stop signal while the API server is slow to answer still stops at once.
     let (client, listener) = tokio::select! {
         started = start(args.metrics_addr) => started?,
@@ -155,7 +163,7 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
     let (catalog, triggered) = component::CatalogHandle::new();
     let controllers = futures::future::join3(
         component::run(shared.clone(), catalog.clone(), triggered),
-        environment::run(shared.clone()),
+        environment::run(shared.clone(), config, args.cluster_id.clone()),
         scorecard::run(shared, catalog),
     );
     let work = futures::future::join(controllers, server);
@@ -171,6 +179,21 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
         }
         Err(_) => Err(Fatal::ShutdownTimeout),
     }
+}
+
+/// The operator configuration from `path`, or the defaults.
+fn load_config(
+    path: Option<&std::path::Path>,
+) -> Result<pave_cloud::config::OperatorConfig, Fatal> {
+    let Some(path) = path else {
+        return Ok(pave_cloud::config::OperatorConfig::default());
+    };
+    let fail = |error: String| Fatal::ConfigFile {
+        path: path.display().to_string(),
+        error,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    pave_cloud::config::OperatorConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))
 }
 
 /// Connects, checks the CRDs and binds the HTTP listener.

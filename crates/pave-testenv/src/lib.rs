@@ -113,6 +113,9 @@ pub struct TestEnv {
     state_dir: PathBuf,
     kubeconfig: PathBuf,
     moto_port: u16,
+    /// The Python of moto's virtualenv, which has boto3: tests use it to look at what
+    /// moto holds with a client that is not pave's.
+    moto_python: PathBuf,
     keep_state_dir: bool,
     /// Whether start created the state dir; one given by the caller that already
     /// existed is never removed as a whole, only what start put in it.
@@ -166,6 +169,7 @@ impl TestEnv {
         }
         let mut env = TestEnv {
             bin_dir,
+            moto_python: moto_server.with_file_name("python"),
             kubeconfig: state_dir.join("kubeconfig"),
             state_dir,
             moto_port: 0,
@@ -551,6 +555,30 @@ impl TestEnv {
         .await
         .map_err(|e| failed(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
+    }
+
+    /// Runs a Python program with boto3 against moto (test credentials, the endpoint
+    /// in `AWS_ENDPOINT_URL`) and returns its standard output. For tests that check
+    /// the cloud with a client independent of pave's.
+    pub fn boto3(&self, program: &str) -> Result<String, Error> {
+        let output = Command::new(&self.moto_python)
+            .args(["-c", program])
+            .env("AWS_ENDPOINT_URL", self.moto_endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_error(format!("run {}", self.moto_python.display())))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(Error::Moto {
+                endpoint: self.moto_endpoint(),
+                action: "answer a boto3 program",
+                message: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        }
     }
 
     /// moto's endpoint, for `AWS_ENDPOINT_URL` or aws-config's `endpoint_url`.

@@ -24,10 +24,32 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(env: &TestEnv) -> Operator {
+        Operator::start_with_config(env, None)
+    }
+
+    /// Starts the operator with `config` (YAML) as its configuration file, talking to
+    /// moto for AWS with test credentials.
+    pub fn start_with_config(env: &TestEnv, config: Option<&str>) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
+        if let Some(config) = config {
+            let path = std::env::temp_dir().join(format!(
+                "pave-operator-config-{}-{}.yaml",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::write(&path, config).expect("write the operator configuration");
+            command.arg("--config").arg(path);
+        }
         command
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
             .env("KUBECONFIG", env.kubeconfig_path())
+            .env("AWS_ENDPOINT_URL", env.moto_endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("PAVE_CLUSTER_ID", format!("test-{}", std::process::id()))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -178,8 +200,9 @@ pub fn kubectl_apply(env: &TestEnv, manifest: &Value) {
 }
 
 /// The operator shared by this binary's tests, started once the control plane is up.
+static OPERATOR: OnceLock<Operator> = OnceLock::new();
+
 pub fn operator() -> &'static Operator {
-    static OPERATOR: OnceLock<Operator> = OnceLock::new();
     OPERATOR.get_or_init(|| {
         let operator = Operator::start(TestEnv::shared());
         eventually(Duration::from_secs(30), "/readyz answering 200", || {
@@ -194,8 +217,9 @@ pub struct LogOnPanic;
 
 impl Drop for LogOnPanic {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = operator().log.lock().unwrap();
+        // Never starts an operator: this runs while a test is already failing.
+        if let (true, Some(operator)) = (std::thread::panicking(), OPERATOR.get()) {
+            let log = operator.log.lock().unwrap();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             eprintln!("---- pave-operator log (last 40 lines) ----");
             for line in tail.iter().rev() {

@@ -1,0 +1,453 @@
+//! DeveloperEnvironments against the real test bed: the real operator binary, the
+//! real control plane, and moto's server for AWS. What pave created is checked with
+//! boto3 (moto's own client), not with pave's driver.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{Operator, eventually, kubectl_apply};
+use pave_testenv::TestEnv;
+use serde_json::{Value, json};
+
+/// Short intervals so the sweeper and drift check act within a test.
+const CONFIG: &str = "
+allowedRegions: [ap-northeast-2, us-east-1, eu-west-1]
+sweepInterval: 2s
+resyncInterval: 3s
+";
+
+static OPERATOR: OnceLock<Operator> = OnceLock::new();
+
+fn operator() -> &'static Operator {
+    OPERATOR.get_or_init(|| {
+        let operator = Operator::start_with_config(TestEnv::shared(), Some(CONFIG));
+        eventually(Duration::from_secs(30), "/readyz answering 200", || {
+            (operator.get("/readyz").0 == 200).then_some(())
+        });
+        operator
+    })
+}
+
+/// Prints the operator's log when a test fails.
+struct LogOnPanic;
+
+impl Drop for LogOnPanic {
+    fn drop(&mut self) {
+        // Never starts an operator: this runs while a test is already failing.
+        if let (true, Some(operator)) = (std::thread::panicking(), OPERATOR.get()) {
+            let log = operator.log.lock().unwrap();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("---- pave-operator log (last 60 lines) ----");
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn environment(ns: &str, name: &str, parameters: Value, extra: Value) -> Value {
+    let mut env = json!({
+        "apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"parameters": parameters},
+    });
+    if let (Some(spec), Some(extra)) = (env["spec"].as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    env
+}
+
+fn get(env: &TestEnv, args: &[&str]) -> Option<Value> {
+    serde_json::from_str(&env.run_kubectl(args).ok()?).ok()
+}
+
+fn wait_phase(env: &TestEnv, ns: &str, name: &str, phase: &str) -> Value {
+    eventually(
+        Duration::from_secs(60),
+        &format!("{name} in phase {phase}"),
+        || {
+            let obj = get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])?;
+            (obj["status"]["phase"] == phase).then_some(obj)
+        },
+    )
+}
+
+/// Every resource moto holds for the environment with this UID, as boto3 sees it:
+/// `{kind: [{id, tags, ...}]}`.
+fn cloud(env: &TestEnv, region: &str, uid: &str) -> Value {
+    let program = format!(
+        r#"
+import json, boto3
+region, uid = {region:?}, {uid:?}
+ec2 = boto3.client("ec2", region_name=region)
+rds = boto3.client("rds", region_name=region)
+flt = [{{"Name": "tag:pave.dev/environment-uid", "Values": [uid]}}]
+tags = lambda ts: {{t["Key"]: t["Value"] for t in ts or []}}
+out = {{
+  "VPC": [{{"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v.get("Tags"))}} for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]],
+  "Subnet": [{{"id": s["SubnetId"], "az": s["AvailabilityZone"], "tags": tags(s.get("Tags"))}} for s in ec2.describe_subnets(Filters=flt)["Subnets"]],
+  "SecurityGroup": [{{"id": g["GroupId"], "ingress": g["IpPermissions"], "tags": tags(g.get("Tags"))}} for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]],
+  "Instance": [{{"id": i["InstanceId"], "type": i["InstanceType"], "tags": tags(i.get("Tags"))}}
+               for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] not in ("terminated", "shutting-down")],
+  "DBInstance": [], "DBSubnetGroup": [],
+}}
+for d in rds.describe_db_instances()["DBInstances"]:
+    t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
+    if t.get("pave.dev/environment-uid") == uid:
+        out["DBInstance"].append({{"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "storage": d["AllocatedStorage"], "tags": t}})
+for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
+    t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
+    if t.get("pave.dev/environment-uid") == uid:
+        out["DBSubnetGroup"].append({{"id": g["DBSubnetGroupName"], "tags": t}})
+print(json.dumps(out))
+"#
+    );
+    serde_json::from_str(&env.boto3(&program).expect("boto3 against moto"))
+        .expect("JSON from boto3")
+}
+
+fn count(cloud: &Value, kind: &str) -> usize {
+    cloud[kind].as_array().map_or(0, Vec::len)
+}
+
+fn total(cloud: &Value) -> usize {
+    [
+        "VPC",
+        "Subnet",
+        "SecurityGroup",
+        "Instance",
+        "DBInstance",
+        "DBSubnetGroup",
+    ]
+    .iter()
+    .map(|k| count(cloud, k))
+    .sum()
+}
+
+#[test]
+fn an_environment_is_provisioned_updated_and_deleted_in_the_foreground() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-lifecycle");
+    let ns = ns.name();
+    // The article's environment.
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "feature-payment-v2-env",
+            json!({"region": "ap-northeast-2", "dbSize": "db.t3.medium", "clusterSize": "small"}),
+            json!({"compositeDeletePolicy": "Foreground", "writeConnectionSecretsToNamespace": ns}),
+        ),
+    );
+    let obj = wait_phase(env, ns, "feature-payment-v2-env", "Ready");
+    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
+    let c = cloud(env, "ap-northeast-2", &uid);
+    for (kind, n) in [
+        ("VPC", 1),
+        ("Subnet", 2),
+        ("SecurityGroup", 2),
+        ("DBSubnetGroup", 1),
+        ("DBInstance", 1),
+        ("Instance", 1),
+    ] {
+        assert_eq!(count(&c, kind), n, "{kind} in moto: {c}");
+    }
+    let db = &c["DBInstance"][0];
+    assert_eq!(
+        (db["class"].as_str(), db["engine"].as_str()),
+        (Some("db.t3.medium"), Some("postgres")),
+        "{c}"
+    );
+    for resources in c.as_object().unwrap().values() {
+        for r in resources.as_array().unwrap() {
+            assert_eq!(
+                r["tags"]["pave.dev/environment"],
+                format!("{ns}/feature-payment-v2-env"),
+                "{r}"
+            );
+            assert!(r["tags"]["pave.dev/cluster-id"].is_string(), "{r}");
+        }
+    }
+    // The database port is open only to the compute group.
+    let sgs = c["SecurityGroup"].as_array().unwrap();
+    let db_group = sgs
+        .iter()
+        .find(|g| g["ingress"].as_array().is_some_and(|i| !i.is_empty()))
+        .expect("a group with ingress");
+    let sources = &db_group["ingress"][0]["UserIdGroupPairs"];
+    assert_eq!(sources.as_array().map(Vec::len), Some(1), "{db_group}");
+    assert!(
+        db_group["ingress"][0]["IpRanges"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "{db_group}"
+    );
+    // The status lists every resource with its id, and the secret carries the endpoint.
+    let resources = obj["status"]["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 8, "{obj}");
+    assert!(resources.iter().all(|r| r["id"].is_string()), "{obj}");
+    let secret = get(
+        env,
+        &[
+            "get",
+            "secret",
+            "feature-payment-v2-env-connection",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ],
+    )
+    .expect("the connection secret");
+    for key in [
+        "host", "port", "username", "password", "database", "engine", "endpoint", "vpcId",
+    ] {
+        assert!(
+            secret["data"][key].is_string(),
+            "secret lacks {key}: {:?}",
+            secret["data"]
+                .as_object()
+                .map(|d| d.keys().collect::<Vec<_>>())
+        );
+    }
+    let status_text = obj["status"].to_string();
+    let password = secret["data"]["password"].as_str().unwrap();
+    assert!(
+        !status_text.contains(password),
+        "the password must never be in status"
+    );
+
+    // A bigger database and a bigger profile: modified in place, instances added.
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "feature-payment-v2-env",
+            json!({"region": "ap-northeast-2", "dbSize": "db.t3.large", "clusterSize": "medium"}),
+            json!({"compositeDeletePolicy": "Foreground", "writeConnectionSecretsToNamespace": ns}),
+        ),
+    );
+    let c = eventually(
+        Duration::from_secs(60),
+        "the database class and instance count to follow the spec",
+        || {
+            let c = cloud(env, "ap-northeast-2", &uid);
+            (c["DBInstance"][0]["class"] == "db.t3.large" && count(&c, "Instance") == 2)
+                .then_some(c)
+        },
+    );
+    assert_eq!(
+        count(&c, "DBInstance"),
+        1,
+        "modified in place, not replaced: {c}"
+    );
+
+    // Foreground deletion: the object stays until the cloud is empty.
+    env.run_kubectl(&[
+        "delete",
+        "devenv",
+        "feature-payment-v2-env",
+        "-n",
+        ns,
+        "--wait=false",
+    ])
+    .unwrap();
+    eventually(
+        Duration::from_secs(90),
+        "the environment to be gone",
+        || {
+            env.run_kubectl(&[
+                "get",
+                "devenv",
+                "feature-payment-v2-env",
+                "-n",
+                ns,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .ok()
+            .filter(String::is_empty)
+        },
+    );
+    assert_eq!(
+        total(&cloud(env, "ap-northeast-2", &uid)),
+        0,
+        "nothing left behind"
+    );
+}
+
+#[test]
+fn background_deletion_is_finished_by_the_sweeper_and_orphans_are_kept() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-policies");
+    let ns = ns.name();
+    let params = json!({"region": "us-east-1", "dbSize": "db.t3.micro", "clusterSize": "small"});
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "background",
+            params.clone(),
+            json!({"compositeDeletePolicy": "Background"}),
+        ),
+    );
+    kubectl_apply(
+        env,
+        &environment(ns, "orphan", params, json!({"deletionPolicy": "Orphan"})),
+    );
+    let background = wait_phase(env, ns, "background", "Ready")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orphan = wait_phase(env, ns, "orphan", "Ready")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    env.run_kubectl(&["delete", "devenv", "background", "orphan", "-n", ns])
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the sweeper to empty the background environment",
+        || (total(&cloud(env, "us-east-1", &background)) == 0).then_some(()),
+    );
+    let kept = cloud(env, "us-east-1", &orphan);
+    assert_eq!(
+        total(&kept),
+        8,
+        "an orphaned environment keeps everything: {kept}"
+    );
+    for resources in kept.as_object().unwrap().values() {
+        for r in resources.as_array().unwrap() {
+            assert_eq!(r["tags"]["pave.dev/orphaned"], "true", "{r}");
+        }
+    }
+}
+
+#[test]
+fn a_region_outside_the_guardrails_is_refused_and_nothing_is_created() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-refused");
+    let ns = ns.name();
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "far-away",
+            json!({"region": "sa-east-1", "dbSize": "db.t3.micro"}),
+            json!({}),
+        ),
+    );
+    let obj = eventually(
+        Duration::from_secs(30),
+        "Ready=False PolicyViolation",
+        || {
+            let obj = get(env, &["get", "devenv", "far-away", "-n", ns, "-o", "json"])?;
+            let ready = obj["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready")?
+                .clone();
+            (ready["reason"] == "PolicyViolation").then_some(ready)
+        },
+    );
+    let message = obj["message"].as_str().unwrap();
+    assert!(
+        message.contains("sa-east-1") && message.contains("allowedRegions"),
+        "{message}"
+    );
+    let uid = env
+        .run_kubectl(&[
+            "get",
+            "devenv",
+            "far-away",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .unwrap();
+    assert_eq!(total(&cloud(env, "sa-east-1", &uid)), 0);
+
+    // A connection secret for another namespace needs that namespace's consent.
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "elsewhere",
+            json!({"region": "us-east-1"}),
+            json!({"writeConnectionSecretsToNamespace": "kube-system"}),
+        ),
+    );
+    eventually(Duration::from_secs(30), "Ready=False Forbidden", || {
+        let obj = get(env, &["get", "devenv", "elsewhere", "-n", ns, "-o", "json"])?;
+        let ready = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .clone();
+        (ready["reason"] == "Forbidden"
+            && ready["message"]
+                .as_str()?
+                .contains("platform.pave.dev/accept-connection-secrets-from"))
+        .then_some(())
+    });
+}
+
+#[test]
+fn the_sweeper_removes_what_a_vanished_environment_left_behind() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    // A VPC tagged for this cluster by an environment that does not exist, as a crash
+    // in the middle of a teardown would leave it.
+    let cluster = format!("test-{}", std::process::id());
+    let made = env
+        .boto3(&format!(
+            r#"
+import boto3
+ec2 = boto3.client("ec2", region_name="eu-west-1")
+v = ec2.create_vpc(CidrBlock="10.99.0.0/20", TagSpecifications=[{{"ResourceType": "vpc", "Tags": [
+    {{"Key": "pave.dev/environment-uid", "Value": "00000000-dead-beef-0000-000000000000"}},
+    {{"Key": "pave.dev/cluster-id", "Value": {cluster:?}}},
+    {{"Key": "pave.dev/name", "Value": "pave-00000000-vpc"}}]}}])
+print(v["Vpc"]["VpcId"])
+"#
+        ))
+        .unwrap();
+    assert!(made.trim().starts_with("vpc-"), "{made}");
+    // The sweeper looks in regions that have environments; give it one in eu-west-1.
+    let ns = env.namespace("devenv-sweeper");
+    kubectl_apply(
+        env,
+        &environment(
+            ns.name(),
+            "anchor",
+            json!({"region": "eu-west-1"}),
+            json!({}),
+        ),
+    );
+    wait_phase(env, ns.name(), "anchor", "Ready");
+    eventually(
+        Duration::from_secs(30),
+        "the leaked VPC to be swept",
+        || {
+            (total(&cloud(
+                env,
+                "eu-west-1",
+                "00000000-dead-beef-0000-000000000000",
+            )) == 0)
+                .then_some(())
+        },
+    );
+}
