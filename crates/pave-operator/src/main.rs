@@ -7,9 +7,6 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Both rustls crypto providers are linked (kube's ring, the AWS SDK's aws-lc-rs),
-    // so rustls cannot pick one by itself; one process-wide choice serves both clients.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = pave_operator::Args::parse();
     pave_operator::init_logging(args.log_format);
     match pave_operator::run(args).await {

@@ -58,6 +58,12 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 
+# The environment provisions in moto within seconds.
+for _ in $(seq 100); do
+  [ "$(kubectl get devenv -n team-payments feature-payment-v2-env -o jsonpath='{.status.phase}' 2>/dev/null)" = Ready ] && break
+  sleep 0.3
+done
+
 echo
 echo "== kubectl get pave -A"
 kubectl get pave -A
@@ -66,6 +72,13 @@ echo "== the catalog: what resolves, what does not, and who depends on whom"
 kubectl get comp -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].reason,IMPACT:.status.impact,UNRESOLVED:.status.unresolvedRefs[*]'
 elapsed_ms=$(( $(date +%s%N) / 1000000 - started_ms ))
 elapsed="$((elapsed_ms / 1000)).$(( (elapsed_ms % 1000) / 100 ))"
+echo
+echo "== kubectl pave trace devenv -n team-payments feature-payment-v2-env"
+kubectl pave trace devenv -n team-payments feature-payment-v2-env || true
+echo
+echo "== kubectl pave score (offline, the article's files)"
+kubectl pave score --scorecard ../shared/seed/manifests/port-scorecard.yaml ../shared/seed/manifests/catalog-info.yaml 2>/dev/null \
+  || kubectl pave score --scorecard examples/scorecard-service-maturity.yaml examples/catalog-payment-service.yaml
 cat <<TXT
 
 pave is running (first catalog after ${elapsed}s). In another terminal:

@@ -57,8 +57,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt, request to full response. The slowest calls pave makes (RunInstances,
 /// CreateDBInstance) answer in a few seconds: they start work, they do not wait for it.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
-/// The whole call, retries included: a hung endpoint costs a reconcile at most this
-/// long, so one stuck region cannot starve the controller's workers.
+/// One API call, retries included. Without it a hung endpoint (accepting connections,
+/// never answering) would hold a reconcile, and the controller worker running it,
+/// forever; with it the call fails Recoverable (`Timeout`) and the object is retried
+/// with backoff like any other transient failure, so one stuck region cannot starve
+/// the controller's workers.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// EC2 and RDS clients for one region, with bounded retries and timeouts.
