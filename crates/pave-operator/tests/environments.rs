@@ -451,3 +451,116 @@ print(v["Vpc"]["VpcId"])
         },
     );
 }
+
+#[test]
+fn drift_is_set_back_and_reported() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-drift");
+    let ns = ns.name();
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "drifty",
+            json!({"region": "us-east-1", "dbSize": "db.t3.micro", "clusterSize": "small"}),
+            json!({}),
+        ),
+    );
+    let uid = wait_phase(env, ns, "drifty", "Ready")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = cloud(env, "us-east-1", &uid);
+    let instance = before["Instance"][0]["id"].as_str().unwrap().to_owned();
+
+    // Out of band: a bigger database class, a terminated instance, a removed tag.
+    env.boto3(&format!(
+        r#"
+import boto3
+rds = boto3.client("rds", region_name="us-east-1")
+ec2 = boto3.client("ec2", region_name="us-east-1")
+rds.modify_db_instance(DBInstanceIdentifier={db:?}, DBInstanceClass="db.t3.small", ApplyImmediately=True)
+ec2.terminate_instances(InstanceIds=[{instance:?}])
+ec2.delete_tags(Resources=[{vpc:?}], Tags=[{{"Key": "pave.dev/environment"}}])
+"#,
+        db = before["DBInstance"][0]["id"].as_str().unwrap(),
+        vpc = before["VPC"][0]["id"].as_str().unwrap(),
+    ))
+    .unwrap();
+
+    let after = eventually(Duration::from_secs(30), "the drift to be set back", || {
+        let c = cloud(env, "us-east-1", &uid);
+        let fixed = c["DBInstance"][0]["class"] == "db.t3.micro"
+            && count(&c, "Instance") == 1
+            && c["VPC"][0]["tags"]["pave.dev/environment"] == format!("{ns}/drifty");
+        fixed.then_some(c)
+    });
+    assert_ne!(
+        after["Instance"][0]["id"],
+        instance.as_str(),
+        "a new instance replaced the terminated one"
+    );
+    let obj = get(env, &["get", "devenv", "drifty", "-n", ns, "-o", "json"]).unwrap();
+    assert!(
+        obj["status"]["lastDriftCheck"].is_string(),
+        "{}",
+        obj["status"]
+    );
+    let events = env
+        .run_kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "--field-selector",
+            "regarding.name=drifty",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .unwrap();
+    assert!(events.contains("DriftCorrected"), "{events}");
+}
+
+#[test]
+fn an_expired_environment_deletes_itself() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-ttl");
+    let ns = ns.name();
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "brief",
+            json!({"region": "us-east-1"}),
+            json!({"ttl": "6s"}),
+        ),
+    );
+    let obj = wait_phase(env, ns, "brief", "Ready");
+    assert!(obj["status"]["expiresAt"].is_string(), "{}", obj["status"]);
+    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
+    eventually(
+        Duration::from_secs(40),
+        "the environment to delete itself",
+        || {
+            env.run_kubectl(&[
+                "get",
+                "devenv",
+                "brief",
+                "-n",
+                ns,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .ok()
+            .filter(String::is_empty)
+        },
+    );
+    eventually(Duration::from_secs(30), "its resources to be swept", || {
+        (total(&cloud(env, "us-east-1", &uid)) == 0).then_some(())
+    });
+}
