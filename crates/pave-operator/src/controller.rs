@@ -55,8 +55,10 @@ pub struct Context {
     pub name: &'static str,
     metrics: Arc<Metrics>,
     recorder: Recorder,
-    /// Consecutive transient failures per object, reset by a successful reconcile.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive transient failures per object and the last one's message, reset by
+    /// a successful reconcile or by a different failure: a new error means the last
+    /// retry got further, and waiting longer for it would only slow progress down.
+    failures: Mutex<HashMap<String, (u32, String)>>,
 }
 
 impl Context {
@@ -322,7 +324,11 @@ where
     let key = ObjectRef::from_obj(&*obj).to_string();
     let attempt = {
         let mut failures = ctx.failures.lock().expect("not poisoned");
-        let count = failures.entry(key).or_insert(0);
+        let message = error.to_string();
+        let (count, last) = failures.entry(key).or_insert((0, String::new()));
+        if *last != message {
+            (*count, *last) = (0, message);
+        }
         *count += 1;
         *count - 1
     };

@@ -10,6 +10,7 @@
 //! assert!(status.success());
 //! ```
 
+pub mod fault_proxy;
 mod pki;
 mod process;
 
@@ -22,6 +23,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 use std::{env, fs, io, thread};
 
+pub use fault_proxy::FaultProxy;
 use pki::Pki;
 pub use process::spawn_tied;
 use process::{Process, free_ports, http, stop_all};
@@ -466,6 +468,8 @@ impl TestEnv {
         );
         if self.moto_port != 0 {
             text += &format!("export AWS_ENDPOINT_URL='{}'\n", self.moto_endpoint());
+            // moto accepts any credentials; the SDKs insist on having some.
+            text += "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1\n";
         }
         text += &format!("# kube-apiserver: https://127.0.0.1:{apiserver_port}\n");
         write_file(&self.env_file(), &text)

@@ -43,10 +43,26 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(env: &TestEnv) -> Operator {
+        Operator::start_with(env, None, &env.moto_endpoint())
+    }
+
+    /// Starts the operator with `config` (a path to its YAML configuration) and AWS at
+    /// `aws_endpoint` with moto's test credentials.
+    pub fn start_with(
+        env: &TestEnv,
+        config: Option<&std::path::Path>,
+        aws_endpoint: &str,
+    ) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         command
             .args(["--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", env.kubeconfig_path())
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("RUST_LOG", "warn,pave_operator=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -72,7 +88,13 @@ impl Operator {
         Operator { child, addr }
     }
 
+    /// The operator's status writes, summed over its controllers or for one.
     pub fn status_writes(&self) -> f64 {
+        self.writes_of("pave-catalog")
+    }
+
+    /// Status writes of one controller (its field manager name).
+    pub fn writes_of(&self, controller: &str) -> f64 {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         write!(
             stream,
@@ -83,7 +105,9 @@ impl Operator {
         stream.read_to_string(&mut body).unwrap();
         body.lines()
             .find_map(|l| {
-                l.strip_prefix("pave_operator_status_writes_total{controller=\"pave-catalog\"} ")
+                l.strip_prefix(&format!(
+                    "pave_operator_status_writes_total{{controller=\"{controller}\"}} "
+                ))
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)

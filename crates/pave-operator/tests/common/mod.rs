@@ -30,6 +30,12 @@ impl Operator {
     /// Starts the operator with `config` (YAML) as its configuration file, talking to
     /// moto for AWS with test credentials.
     pub fn start_with_config(env: &TestEnv, config: Option<&str>) -> Operator {
+        Operator::start_with(env, config, &env.moto_endpoint())
+    }
+
+    /// As [`Operator::start_with_config`], with AWS at `aws_endpoint` (e.g. a
+    /// `pave_testenv::FaultProxy` in front of moto).
+    pub fn start_with(env: &TestEnv, config: Option<&str>, aws_endpoint: &str) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
         if let Some(config) = config {
             let path = std::env::temp_dir().join(format!(
@@ -46,7 +52,7 @@ impl Operator {
         command
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
             .env("KUBECONFIG", env.kubeconfig_path())
-            .env("AWS_ENDPOINT_URL", env.moto_endpoint())
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("PAVE_CLUSTER_ID", format!("test-{}", std::process::id()))
@@ -118,6 +124,26 @@ impl Operator {
             .find_map(|line| line.strip_prefix(&series))
             .and_then(|value| value.parse().ok())
             .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `within` for the process to exit by itself (or by another's signal).
+    pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "pave-operator did not exit within {within:?}:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits up to `within` for the process to exit.
