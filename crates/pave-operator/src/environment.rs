@@ -86,6 +86,9 @@ pub struct Cloud {
     regions: std::sync::Mutex<BTreeSet<String>>,
     /// Wakes the sweeper (a Background deletion wants it now).
     sweep_now: Notify,
+    /// Environments (by UID) the drift check found out of line: their next reconcile
+    /// looks at the cloud again instead of trusting status.
+    drifted: std::sync::Mutex<BTreeSet<String>>,
     store: Store<DeserializeGuard<DeveloperEnvironment>>,
 }
 
@@ -131,6 +134,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
         reserved: Mutex::default(),
         regions: std::sync::Mutex::default(),
         sweep_now: Notify::new(),
+        drifted: std::sync::Mutex::default(),
         store: reader.clone(),
     });
     let (drifted_tx, drifted) =
@@ -377,6 +381,29 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
         }
     }
 
+    // A Ready environment whose spec was already acted on, and which the drift check
+    // has not flagged, needs nothing from the cloud: at rest, nothing is polled per
+    // environment (the drift check lists each region once per resync instead).
+    let spec_changed = env.metadata.generation != progress.written.observed_generation;
+    let drifted = cloud
+        .drifted
+        .lock()
+        .expect("not poisoned")
+        .remove(&request.uid);
+    let ready = progress.written.phase == Some(Phase::Ready);
+    if ready && !spec_changed && !drifted {
+        cloud
+            .regions
+            .lock()
+            .expect("not poisoned")
+            .insert(request.region.clone());
+        progress.save().await?;
+        return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
+    }
+    // Otherwise look at the cloud for every resource, except those status already
+    // records as ready while provisioning goes on: they were created moments ago.
+    let trust_status = !spec_changed && !drifted;
+
     let aws = cloud.client(&request.region).await;
     let cidr = match cidr_for(env, &aws, cloud).await {
         Ok(cidr) => cidr,
@@ -416,11 +443,31 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
     let mut pending = Vec::new();
     let mut database: Option<Observed> = None;
     for desired in &plan.resources {
-        let found = match aws.find(desired, &request.uid).await {
+        let recorded = progress.written.resources.iter().find(|r| {
+            r.name == desired.name
+                && r.id.is_some()
+                && r.state
+                    .as_deref()
+                    .is_some_and(|s| is_ready(desired.kind, s))
+        });
+        // The database is always looked at: its endpoint fills the secret.
+        let from_status =
+            trust_status && recorded.is_some() && desired.kind != ResourceKind::DbInstance;
+        let found = match recorded {
+            Some(r) if from_status => Ok(Some(Observed {
+                id: r.id.clone().unwrap_or_default(),
+                arn: r.arn.clone(),
+                state: r.state.clone().unwrap_or_default(),
+                ..Default::default()
+            })),
+            _ => aws.find(desired, &request.uid).await,
+        };
+        let found = match found {
             Ok(found) => found,
             Err(error) => return progress.failed(error).await,
         };
         let observed = match found {
+            Some(observed) if from_status => observed,
             Some(observed) => {
                 match aws.reconcile(desired, &observed, &plan.tags).await {
                     Ok(changes) if !changes.is_empty() => {
@@ -484,9 +531,15 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
         ids.insert(desired.name.clone(), observed.id.clone());
         progress.resource(desired.kind, &desired.name, Some(&observed), None);
     }
-    // Instances beyond the profile (clusterSize went down) are removed.
+    // Instances beyond the profile (clusterSize went down) are removed; only a spec
+    // change or drift can leave any.
     let planned: BTreeSet<&str> = plan.resources.iter().map(|d| d.name.as_str()).collect();
-    match aws.inventory(&cloud.cluster_id).await {
+    let inventory = if trust_status {
+        Ok(vec![])
+    } else {
+        aws.inventory(&cloud.cluster_id).await
+    };
+    match inventory {
         Ok(inventory) => {
             for (kind, observed) in inventory {
                 let ours = observed.tags.get(tags::ENVIRONMENT_UID) == Some(&request.uid);
@@ -1075,6 +1128,11 @@ async fn drift_check(
             {
                 if let Some(why) = drift(env, &inventory, &cloud) {
                     info!(environment = %controller::describe(env), %why, "drift found; reconciling");
+                    cloud
+                        .drifted
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(uid_of(env));
                     let _ = drifted
                         .unbounded_send(ObjectRef::from_obj(&DeserializeGuard(Ok(env.clone()))));
                 }

@@ -390,17 +390,16 @@ impl Aws {
     /// Every resource tagged with `cluster_id` in this region, by kind (in creation
     /// order), with its tags. One paginated describe per resource type, filtered by tag
     /// on the server where the API allows it (EC2) and on the client where it does not
-    /// (DescribeDBInstances returns each instance's tags). The exception is RDS subnet
-    /// groups, whose describe carries no tags: only groups inside one of this cluster's
-    /// VPCs are candidates, and each costs one ListTagsForResource, so the cost is
-    /// O(types + environments), never O(account).
+    /// (DescribeDBInstances returns each instance's tags). RDS subnet groups, whose
+    /// describe carries no tags, are attributed through their VPC. The cost is one call
+    /// per resource type (and page), however many environments there are.
     pub async fn inventory(
         &self,
         cluster_id: &str,
     ) -> Result<Vec<(ResourceKind, Observed)>, CloudError> {
         let mut found = Vec::new();
         let vpcs = self.inventory_vpcs(cluster_id).await?;
-        let vpc_ids: Vec<String> = vpcs.iter().map(|v| v.id.clone()).collect();
+        let subnet_groups = self.inventory_db_subnet_groups(cluster_id, &vpcs).await?;
         found.extend(vpcs.into_iter().map(|o| (ResourceKind::Vpc, o)));
         for kind in [ResourceKind::Subnet, ResourceKind::SecurityGroup] {
             found.extend(
@@ -411,8 +410,7 @@ impl Aws {
             );
         }
         found.extend(
-            self.inventory_db_subnet_groups(cluster_id, &vpc_ids)
-                .await?
+            subnet_groups
                 .into_iter()
                 .map(|o| (ResourceKind::DbSubnetGroup, o)),
         );

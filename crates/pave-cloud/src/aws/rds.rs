@@ -316,39 +316,38 @@ impl Aws {
     }
 
     /// DB subnet groups of the cluster. Their describe has neither tags nor a tag
-    /// filter, so only groups in one of the cluster's VPCs are candidates, and each
-    /// candidate's tags cost one ListTagsForResource. A group whose VPC is gone is not
-    /// seen: pave deletes a subnet group before the subnets and the VPC, and AWS will
-    /// not delete a VPC that still has subnets.
+    /// filter, and asking for each group's tags would make the inventory cost grow with
+    /// the number of environments. So a group inside one of the cluster's VPCs is
+    /// reported with its VPC's environment tags and its own name: every group pave
+    /// creates lives in its environment's VPC. (Its own tags are set at creation and
+    /// restored by `reconcile`; drift of a subnet group's tags alone goes unseen here.)
+    /// A group whose VPC is gone is not seen: pave deletes a subnet group before the
+    /// subnets and the VPC, and AWS will not delete a VPC that still has subnets.
     pub(super) async fn inventory_db_subnet_groups(
         &self,
         cluster_id: &str,
-        cluster_vpc_ids: &[String],
+        cluster_vpcs: &[Observed],
     ) -> Result<Vec<Observed>, CloudError> {
-        if cluster_vpc_ids.is_empty() {
+        if cluster_vpcs.is_empty() {
             return Ok(Vec::new());
         }
         let what = format!("DB subnet groups of cluster {cluster_id}");
         let mut pages = self.rds.describe_db_subnet_groups().into_paginator().send();
-        let mut candidates: Vec<DbSubnetGroup> = Vec::new();
+        let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("DescribeDBSubnetGroups", &what, &e))?;
-            candidates.extend(
-                page.db_subnet_groups()
-                    .iter()
-                    .filter(|g| {
-                        g.vpc_id()
-                            .is_some_and(|v| cluster_vpc_ids.iter().any(|c| c == v))
-                    })
-                    .cloned(),
-            );
-        }
-        let mut found = Vec::new();
-        for group in candidates {
-            let name = group.db_subnet_group_name().unwrap_or_default();
-            let tags = self.list_tags(name, group.db_subnet_group_arn()).await?;
-            if tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id) {
-                found.push(observe_subnet_group(&group, tags));
+            for group in page.db_subnet_groups() {
+                let Some(vpc) = group
+                    .vpc_id()
+                    .and_then(|v| cluster_vpcs.iter().find(|o| o.id == v))
+                else {
+                    continue;
+                };
+                let name = group.db_subnet_group_name().unwrap_or_default();
+                let mut tags = vpc.tags.clone();
+                tags.insert(tags::NAME.to_owned(), name.to_owned());
+                tags.insert(tags::AWS_NAME.to_owned(), name.to_owned());
+                found.push(observe_subnet_group(group, tags));
             }
         }
         Ok(found)
