@@ -22,7 +22,7 @@ help:
 	@echo "make test   everything CI checks (lint, CRD freshness, unit and integration tests)"
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
-	@echo "make bench  benchmarks: the pure catalog and scorecard engines, then both on a real control plane"
+	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards and environments on a real control plane"
 
 # Builds the control plane from upstream Go modules (cached by version) and prints its
 # bin directory; installs moto into its own virtualenv.
@@ -48,7 +48,7 @@ bench: testbed
 	cargo bench -q -p pave-score --bench engine
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
-	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster
+	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster
 
 demo: testbed
 	@bash $(SCRIPTS)/demo.sh
