@@ -62,6 +62,9 @@ pub const FINALIZER: &str = "platform.pave.dev/cloud-resources";
 /// The annotation a namespace sets to accept connection secrets from others.
 pub const ACCEPT_SECRETS: &str = "platform.pave.dev/accept-connection-secrets-from";
 
+/// How many environments are reconciled at once.
+const CONCURRENCY: u16 = 16;
+
 /// How soon a resource still being created or deleted is looked at again.
 const PENDING_POLL: Duration = Duration::from_secs(3);
 
@@ -79,9 +82,8 @@ pub struct Cloud {
     cluster_id: String,
     endpoint: Option<String>,
     clients: Mutex<HashMap<String, Arc<Aws>>>,
-    /// CIDR blocks handed out but perhaps not yet visible in the cloud, so two
-    /// environments created at once never get the same block.
-    reserved: Mutex<BTreeMap<String, String>>,
+    /// The address blocks in use, by region and environment UID (see `cidr_for`).
+    cidrs: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// Regions that have (or had) environments: where the sweeper and drift check look.
     regions: std::sync::Mutex<BTreeSet<String>>,
     /// Wakes the sweeper (a Background deletion wants it now).
@@ -131,7 +133,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
         cluster_id,
         endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
         clients: Mutex::default(),
-        reserved: Mutex::default(),
+        cidrs: Mutex::default(),
         regions: std::sync::Mutex::default(),
         sweep_now: Notify::new(),
         drifted: std::sync::Mutex::default(),
@@ -139,7 +141,10 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
     });
     let (drifted_tx, drifted) =
         mpsc::unbounded::<ObjectRef<DeserializeGuard<DeveloperEnvironment>>>();
-    let controller = Controller::for_stream(environments, reader).reconcile_on(drifted);
+    // Bounded, so a burst of new environments does not flood the cloud's API.
+    let controller = Controller::for_stream(environments, reader)
+        .reconcile_on(drifted)
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let reconcile = {
         let cloud = cloud.clone();
         move |obj: Arc<DeserializeGuard<DeveloperEnvironment>>, ctx: Arc<Context>| {
@@ -594,54 +599,54 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
 const CIDR_TAG: &str = "pave.dev/cidr";
 
 /// The environment's address block: the one its VPC already has, or a free one.
+///
+/// The blocks in use are learned once per region from the cloud (the `pave.dev/cidr`
+/// tag of each VPC of this cluster) and then kept in memory: this operator is the only
+/// one allocating for its cluster id, so after that first look its memory is the
+/// authority, and allocating for a new environment costs no AWS call.
 async fn cidr_for(
     env: &DeveloperEnvironment,
     aws: &Aws,
     cloud: &Cloud,
 ) -> Result<String, CloudError> {
     let uid = uid_of(env);
-    let mut reserved = cloud.reserved.lock().await;
-    if let Some(cidr) = reserved.get(&uid) {
+    let region = env.spec.parameters.region.clone();
+    let mut known = cloud.cidrs.lock().await;
+    if !known.contains_key(&region) {
+        let inventory = aws.inventory(&cloud.cluster_id).await?;
+        let blocks: BTreeMap<String, String> = inventory
+            .iter()
+            .filter(|(kind, _)| *kind == ResourceKind::Vpc)
+            .filter_map(|(_, o)| {
+                let owner = o.tags.get(tags::ENVIRONMENT_UID)?.clone();
+                let cidr = o
+                    .tags
+                    .get(CIDR_TAG)
+                    .or_else(|| o.attributes.get(attr::CIDR))?
+                    .clone();
+                Some((owner, cidr))
+            })
+            .collect();
+        known.insert(region.clone(), blocks);
+    }
+    let blocks = known.get_mut(&region).expect("loaded above");
+    if let Some(cidr) = blocks.get(&uid) {
         return Ok(cidr.clone());
     }
-    let inventory = aws.inventory(&cloud.cluster_id).await?;
-    let mine = inventory.iter().find(|(kind, o)| {
-        *kind == ResourceKind::Vpc && o.tags.get(tags::ENVIRONMENT_UID) == Some(&uid)
-    });
-    let cidr = match mine.and_then(|(_, o)| {
-        o.tags
-            .get(CIDR_TAG)
-            .cloned()
-            .or_else(|| o.attributes.get("cidr").cloned())
-    }) {
-        Some(cidr) => cidr,
-        None => {
-            let mut taken: Vec<String> = inventory
-                .iter()
-                .filter(|(kind, _)| *kind == ResourceKind::Vpc)
-                .filter_map(|(_, o)| {
-                    o.tags
-                        .get(CIDR_TAG)
-                        .cloned()
-                        .or_else(|| o.attributes.get("cidr").cloned())
-                })
-                .collect();
-            taken.extend(reserved.values().cloned());
-            pave_cloud::plan::allocate_cidr(
-                &uid,
-                &cloud.config.cidr_pool,
-                cloud.config.vpc_prefix_length,
-                &taken,
-            )
-            .map_err(|e| CloudError::Terminal {
-                operation: "AllocateCidr".into(),
-                resource: format!("VPC of {}", controller::describe(env)),
-                code: "CidrPoolExhausted".into(),
-                message: e.to_string(),
-            })?
-        }
-    };
-    reserved.insert(uid, cidr.clone());
+    let taken: Vec<String> = blocks.values().cloned().collect();
+    let cidr = pave_cloud::plan::allocate_cidr(
+        &uid,
+        &cloud.config.cidr_pool,
+        cloud.config.vpc_prefix_length,
+        &taken,
+    )
+    .map_err(|e| CloudError::Terminal {
+        operation: "AllocateCidr".into(),
+        resource: format!("VPC of {}", controller::describe(env)),
+        code: "CidrPoolExhausted".into(),
+        message: e.to_string(),
+    })?;
+    blocks.insert(uid, cidr.clone());
     Ok(cidr)
 }
 
