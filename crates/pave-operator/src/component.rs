@@ -581,20 +581,14 @@ pub async fn run(
         let catalog = catalog.clone();
         async move { reconcile(obj, ctx, catalog).await }
     };
-    let shutdown = shared.shutdown.clone();
     let background = async move {
         tokio::select! {
-            _ = environments => {}
-            _ = namespaces => {}
-            _ = refresh_impact => {}
-            _ = shutdown => {}
+            () = environments => {}
+            () = namespaces => {}
+            () = refresh_impact => {}
         }
     };
-    futures::future::join(
-        controller::run_controller(shared, NAME, controller, reconcile),
-        background,
-    )
-    .await;
+    controller::run_with_background(shared, NAME, controller, reconcile, background).await;
 }
 
 async fn reconcile(

@@ -242,6 +242,33 @@ where
     run_controller(shared, name, controller, reconcile).await;
 }
 
+/// Runs a prepared controller together with `background`, the tasks that feed it
+/// (watches, coalescing timers), which stop with the shutdown signal.
+pub async fn run_with_background<K, F, Fut>(
+    shared: Shared,
+    name: &'static str,
+    controller: Controller<DeserializeGuard<K>>,
+    reconcile: F,
+    background: impl Future<Output = ()>,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let shutdown = shared.shutdown.clone();
+    let background = async move {
+        tokio::select! {
+            () = background => {}
+            () = shutdown => {}
+        }
+    };
+    futures::future::join(
+        run_controller(shared, name, controller, reconcile),
+        background,
+    )
+    .await;
+}
+
 /// Runs a prepared controller (its own input streams, triggers, configuration) with
 /// the shared readiness, metrics, backoff and shutdown handling.
 pub async fn run_controller<K, F, Fut>(

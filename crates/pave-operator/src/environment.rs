@@ -152,21 +152,13 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
             async move { reconcile(obj, ctx, cloud).await }
         }
     };
-    let client = shared.client.clone();
-    let shutdown = shared.shutdown.clone();
     let background = async move {
         tokio::select! {
             () = sweeper(cloud.clone()) => {}
             () = drift_check(cloud.clone(), drifted_tx) => {}
-            () = shutdown => {}
         }
-        drop(client);
     };
-    futures::future::join(
-        controller::run_controller(shared, NAME, controller, reconcile),
-        background,
-    )
-    .await;
+    controller::run_with_background(shared, NAME, controller, reconcile, background).await;
 }
 
 async fn reconcile(

@@ -69,18 +69,7 @@ pub async fn run(shared: Shared, catalog: CatalogHandle) {
         let catalog = catalog.clone();
         async move { reconcile(obj, ctx, catalog).await }
     };
-    let shutdown = shared.shutdown.clone();
-    let background = async move {
-        tokio::select! {
-            _ = stale => {}
-            _ = shutdown => {}
-        }
-    };
-    futures::future::join(
-        controller::run_controller(shared, NAME, controller, reconcile),
-        background,
-    )
-    .await;
+    controller::run_with_background(shared, NAME, controller, reconcile, stale).await;
 }
 
 async fn reconcile(
