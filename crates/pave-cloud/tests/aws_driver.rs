@@ -224,7 +224,7 @@ async fn environment_lifecycle_against_moto() {
     // Nothing exists yet.
     for desired in &env.plan.resources {
         assert_eq!(
-            aws.find(desired, &env.uid).await.unwrap(),
+            aws.find(desired, &env.uid, &BTreeMap::new()).await.unwrap(),
             None,
             "{}",
             desired.name
@@ -253,21 +253,46 @@ async fn environment_lifecycle_against_moto() {
         assert_eq!(o.tags.get(tags::AWS_NAME), Some(&desired.name));
         assert_eq!(o.tags.get(tags::ENVIRONMENT_UID), Some(&env.uid));
         assert_eq!(o.tags.get(tags::CLUSTER), Some(&env.cluster));
-        // And found again by tag, as after a crash.
-        let found = aws
-            .find(desired, &env.uid)
-            .await
-            .unwrap()
-            .expect("found by tag");
-        assert_eq!(found.id, o.id, "{}", desired.name);
-        assert_eq!(found.tags.get(tags::NAME), Some(&desired.name));
-        assert!(found.arn.is_some(), "{}: no ARN", desired.name);
-        // Another environment's uid does not see it.
+        // And found again by tag, as after a crash: by tags alone, and within the
+        // VPC or subnet its dependencies' ids give.
+        for known in [&BTreeMap::new(), &ids] {
+            let found = aws
+                .find(desired, &env.uid, known)
+                .await
+                .unwrap()
+                .expect("found by tag");
+            assert_eq!(found.id, o.id, "{}", desired.name);
+            assert_eq!(found.tags.get(tags::NAME), Some(&desired.name));
+            assert!(found.arn.is_some(), "{}: no ARN", desired.name);
+        }
         if !matches!(
             desired.kind,
             ResourceKind::DbSubnetGroup | ResourceKind::DbInstance
         ) {
-            assert_eq!(aws.find(desired, "someone-else").await.unwrap(), None);
+            // Another environment's uid does not see it.
+            assert_eq!(aws.find(desired, "someone-else", &ids).await.unwrap(), None);
+            // Nor does a look-up confined to another VPC or subnet (or CIDR block):
+            // the scope is really applied.
+            let elsewhere: BTreeMap<String, String> = ids
+                .keys()
+                .map(|name| (name.clone(), "vpc-00000000".to_owned()))
+                .collect();
+            let mut moved = desired.clone();
+            if let ResourceSpec::Vpc { cidr } = &mut moved.spec {
+                *cidr = "10.255.255.0/24".into();
+            }
+            if let ResourceSpec::Instance { subnet, .. } = &moved.spec {
+                let mut elsewhere = elsewhere.clone();
+                elsewhere.insert(subnet.clone(), "subnet-00000000".into());
+                assert_eq!(aws.find(&moved, &env.uid, &elsewhere).await.unwrap(), None);
+            } else {
+                assert_eq!(
+                    aws.find(&moved, &env.uid, &elsewhere).await.unwrap(),
+                    None,
+                    "{}",
+                    desired.name
+                );
+            }
         }
     }
 
@@ -504,7 +529,7 @@ async fn environment_lifecycle_against_moto() {
 
     // Steady state: nothing to reconcile anywhere.
     for desired in &env.plan.resources {
-        let o = aws.find(desired, &env.uid).await.unwrap().unwrap();
+        let o = aws.find(desired, &env.uid, &ids).await.unwrap().unwrap();
         let changes = aws.reconcile(desired, &o, &env.plan.tags).await.unwrap();
         assert!(changes.is_empty(), "{}: {changes:?}", desired.name);
     }
@@ -540,7 +565,7 @@ async fn environment_lifecycle_against_moto() {
         Some("db.t3.small")
     );
     assert_eq!(db.db_instances()[0].allocated_storage(), Some(30));
-    let after = aws.find(&bigger, &env.uid).await.unwrap().unwrap();
+    let after = aws.find(&bigger, &env.uid, &ids).await.unwrap().unwrap();
     assert_eq!(after.id, db_observed.id, "modified in place, not replaced");
     assert!(
         aws.reconcile(&bigger, &after, &env.plan.tags)
@@ -556,7 +581,7 @@ async fn environment_lifecycle_against_moto() {
         .send()
         .await
         .unwrap();
-    let stripped = aws.find(&bigger, &env.uid).await.unwrap().unwrap();
+    let stripped = aws.find(&bigger, &env.uid, &ids).await.unwrap().unwrap();
     assert!(!stripped.tags.contains_key(tags::ENVIRONMENT));
     let changes = aws
         .reconcile(&bigger, &stripped, &env.plan.tags)
@@ -569,7 +594,7 @@ async fn environment_lifecycle_against_moto() {
             tags::ENVIRONMENT
         )]
     );
-    let restored = aws.find(&bigger, &env.uid).await.unwrap().unwrap();
+    let restored = aws.find(&bigger, &env.uid, &ids).await.unwrap().unwrap();
     assert_eq!(
         restored.tags.get(tags::ENVIRONMENT),
         env.plan.tags.get(tags::ENVIRONMENT)
@@ -593,7 +618,11 @@ async fn environment_lifecycle_against_moto() {
         assert!(o.tags.contains_key(tags::NAME), "{kind} {}", o.id);
     }
     let vpc_desired = env.desired(ResourceKind::Vpc, "-vpc");
-    let vpc_now = aws.find(vpc_desired, &env.uid).await.unwrap().unwrap();
+    let vpc_now = aws
+        .find(vpc_desired, &env.uid, &BTreeMap::new())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         aws.reconcile(vpc_desired, &vpc_now, &env.plan.tags)
             .await
@@ -622,7 +651,7 @@ async fn environment_lifecycle_against_moto() {
             desired.name
         );
         assert_eq!(
-            aws.find(desired, &env.uid).await.unwrap(),
+            aws.find(desired, &env.uid, &BTreeMap::new()).await.unwrap(),
             None,
             "{} still found",
             desired.name
@@ -731,7 +760,11 @@ async fn database_group_rule_is_repaired_after_a_crash_and_drift() {
         .send()
         .await
         .unwrap();
-    let observed = aws.find(db_group, &env.uid).await.unwrap().unwrap();
+    let observed = aws
+        .find(db_group, &env.uid, &BTreeMap::new())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!observed.tags.contains_key(tags::ENVIRONMENT));
     let changes = aws
         .reconcile(db_group, &observed, &env.plan.tags)
@@ -750,7 +783,11 @@ async fn database_group_rule_is_repaired_after_a_crash_and_drift() {
         rules(describe().await.unwrap()),
         [format!("5432 {compute_id}")]
     );
-    let repaired = aws.find(db_group, &env.uid).await.unwrap().unwrap();
+    let repaired = aws
+        .find(db_group, &env.uid, &BTreeMap::new())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         repaired.tags.get(tags::ENVIRONMENT),
         env.plan.tags.get(tags::ENVIRONMENT)
@@ -798,7 +835,10 @@ async fn a_group_whose_tags_were_lost_is_adopted_not_duplicated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(aws.find(compute, &env.uid).await.unwrap(), None);
+    assert_eq!(
+        aws.find(compute, &env.uid, &BTreeMap::new()).await.unwrap(),
+        None
+    );
     let adopted = aws
         .create(compute, &env.plan.tags, &ids, None)
         .await
@@ -817,7 +857,14 @@ async fn a_group_whose_tags_were_lost_is_adopted_not_duplicated() {
             tags::NAME
         )]
     );
-    assert_eq!(aws.find(compute, &env.uid).await.unwrap().unwrap().id, id);
+    assert_eq!(
+        aws.find(compute, &env.uid, &BTreeMap::new())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        id
+    );
     let inventory = aws.inventory(&env.cluster).await.unwrap();
     let groups = inventory
         .iter()
@@ -853,7 +900,10 @@ async fn an_rds_name_held_by_another_environment_is_never_adopted() {
         .await
         .unwrap();
 
-    let err = aws.find(subnet_group, &env.uid).await.unwrap_err();
+    let err = aws
+        .find(subnet_group, &env.uid, &BTreeMap::new())
+        .await
+        .unwrap_err();
     assert!(err.is_terminal(), "{err}");
     assert_eq!(err.code(), "NameConflict");
     assert!(err.to_string().contains("another-uid"), "{err}");
@@ -938,7 +988,10 @@ async fn invalid_requests_are_terminal_and_never_carry_the_password() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "MissingPassword");
-    assert_eq!(aws.find(&db, &env.uid).await.unwrap(), None);
+    assert_eq!(
+        aws.find(&db, &env.uid, &BTreeMap::new()).await.unwrap(),
+        None
+    );
 
     // A subnet outside its VPC's range: an error code the classifier has no rule for
     // (InvalidSubnet.Range), a 4xx, hence Terminal.
@@ -993,7 +1046,7 @@ async fn a_hung_endpoint_fails_recoverably_within_the_operation_timeout() {
     let env = Env::new();
     let started = Instant::now();
     let err: CloudError = aws
-        .find(&env.plan.resources[0], &env.uid)
+        .find(&env.plan.resources[0], &env.uid, &BTreeMap::new())
         .await
         .unwrap_err();
     let waited = started.elapsed();

@@ -457,7 +457,7 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
                 state: r.state.clone().unwrap_or_default(),
                 ..Default::default()
             })),
-            _ => aws.find(desired, &request.uid).await,
+            _ => aws.find(desired, &request.uid, &ids).await,
         };
         let found = match found {
             Ok(found) => found,

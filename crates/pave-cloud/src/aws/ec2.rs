@@ -33,16 +33,27 @@ impl Aws {
     /// eventual consistency hid a first create from the look-up before a second; then
     /// the oldest live one by id wins and the others are reported by the sweeper's
     /// inventory once the environment is gone.
+    ///
+    /// `scope`, when given, is an attribute filter that already narrows the search to
+    /// the environment (its VPC's CIDR, its VPC, its subnet). It goes first: EC2
+    /// evaluates it from an index, and moto evaluates filters in the order given and
+    /// reads a resource's tags by scanning every tag in the account, so a tag filter
+    /// applied to the whole account costs O(resources × tags) there (1.7 s per
+    /// DescribeSecurityGroups at 200 environments, against 16 ms scoped).
     pub(super) async fn find_ec2(
         &self,
         kind: ResourceKind,
         name: &str,
         environment_uid: &str,
+        scope: Option<Filter>,
     ) -> Result<Option<Observed>, CloudError> {
-        let filters = vec![
-            tag_filter(tags::NAME, name),
-            tag_filter(tags::ENVIRONMENT_UID, environment_uid),
-        ];
+        let filters = scope
+            .into_iter()
+            .chain([
+                tag_filter(tags::NAME, name),
+                tag_filter(tags::ENVIRONMENT_UID, environment_uid),
+            ])
+            .collect();
         let mut found = self.describe_ec2(kind, name, filters).await?;
         // Live before dying, then by id, so the answer is stable between calls.
         found.sort_by(|a, b| {
@@ -677,6 +688,11 @@ fn with_tags(mut observed: Observed, applied: &BTreeMap<String, String>) -> Obse
         observed.tags = applied.clone();
     }
     observed
+}
+
+/// An EC2 describe filter on one attribute.
+pub(super) fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
 }
 
 fn tag_filter(key: &str, value: &str) -> Filter {

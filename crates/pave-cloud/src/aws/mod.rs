@@ -39,6 +39,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_ec2::config::{ConfigBag, Intercept, Region};
 use aws_sdk_ec2::error::BoxError;
+use aws_sdk_ec2::types::Filter;
 
 pub use aws_sdk_ec2::config::Credentials;
 pub use error::{ErrorClass, classify, classify_code};
@@ -128,18 +129,26 @@ impl Aws {
     /// resource on its way out (`shutting-down`, `deleting`) is reported with that state.
     /// An RDS resource of that name that belongs to another environment is a Terminal
     /// error: its name is taken, and adopting it would hand one tenant another's data.
+    /// `ids` (name → cloud id of the resources found so far) narrows an EC2 look-up to
+    /// the environment's VPC or subnet; see [`scope`].
     pub async fn find(
         &self,
         desired: &Desired,
         environment_uid: &str,
+        ids: &BTreeMap<String, String>,
     ) -> Result<Option<Observed>, CloudError> {
         match desired.kind {
             ResourceKind::Vpc
             | ResourceKind::Subnet
             | ResourceKind::SecurityGroup
             | ResourceKind::Instance => {
-                self.find_ec2(desired.kind, &desired.name, environment_uid)
-                    .await
+                self.find_ec2(
+                    desired.kind,
+                    &desired.name,
+                    environment_uid,
+                    scope(desired, ids),
+                )
+                .await
             }
             ResourceKind::DbSubnetGroup => {
                 self.find_db_subnet_group(&desired.name, environment_uid)
@@ -176,9 +185,10 @@ impl Aws {
             })?;
         let resource_tags = resource_tags(desired, plan_tags);
         let resolve = |reference: &str| resolve(ids, desired, reference);
+        let find_ec2 = || self.find_ec2(desired.kind, &desired.name, uid, scope(desired, ids));
         match &desired.spec {
             ResourceSpec::Vpc { cidr } => {
-                if let Some(found) = self.find_ec2(desired.kind, &desired.name, uid).await? {
+                if let Some(found) = find_ec2().await? {
                     return Ok(found);
                 }
                 self.create_vpc(&desired.name, cidr, &resource_tags).await
@@ -188,7 +198,7 @@ impl Aws {
                 cidr,
                 availability_zone,
             } => {
-                if let Some(found) = self.find_ec2(desired.kind, &desired.name, uid).await? {
+                if let Some(found) = find_ec2().await? {
                     return Ok(found);
                 }
                 let vpc_id = resolve(vpc)?;
@@ -214,7 +224,7 @@ impl Aws {
                     (Some(port), Some(compute)) => Some((*port, resolve(compute)?)),
                     _ => None,
                 };
-                let group = match self.find_ec2(desired.kind, &desired.name, uid).await? {
+                let group = match find_ec2().await? {
                     Some(found) => found,
                     None => {
                         self.create_security_group(&desired.name, vpc_id, *role, &resource_tags)
@@ -272,7 +282,7 @@ impl Aws {
                 subnet,
                 security_group,
             } => {
-                if let Some(found) = self.find_ec2(desired.kind, &desired.name, uid).await?
+                if let Some(found) = find_ec2().await?
                     && is_live_instance(&found.state)
                 {
                     return Ok(found);
@@ -328,8 +338,13 @@ impl Aws {
                     .or_else(|| plan_tags.get(tags::ENVIRONMENT_UID))
                     .map(String::as_str)
                     .unwrap_or_default();
+                // The compute group lives in the database group's VPC.
+                let vpc = observed
+                    .attributes
+                    .get(attr::VPC_ID)
+                    .map(|vpc| ec2::filter("vpc-id", vpc));
                 let compute_id = self
-                    .find_ec2(ResourceKind::SecurityGroup, compute, uid)
+                    .find_ec2(ResourceKind::SecurityGroup, compute, uid, vpc)
                     .await?
                     .map(|g| g.id)
                     .ok_or_else(|| CloudError::Recoverable {
@@ -507,6 +522,25 @@ fn resource_tags(
     all.insert(tags::NAME.to_owned(), desired.name.clone());
     all.insert(tags::AWS_NAME.to_owned(), desired.name.clone());
     all
+}
+
+/// The attribute filter that confines an EC2 look-up to where the resource must be, if
+/// what it needs is known: a VPC by its CIDR (the environment's own block, tagged
+/// `pave.dev/cidr` as well), a subnet or security group by its VPC, an instance by its
+/// subnet. A resource cannot exist anywhere else, so the answer is the same as the
+/// tag-only look-up, at a cost that does not grow with the account (see
+/// [`Aws::find_ec2`]). Without the dependency's id (it does not exist yet, so neither
+/// can this) the look-up falls back to tags alone.
+fn scope(desired: &Desired, ids: &BTreeMap<String, String>) -> Option<Filter> {
+    let (name, value) = match &desired.spec {
+        ResourceSpec::Vpc { cidr } => ("cidr", cidr.as_str()),
+        ResourceSpec::Subnet { vpc, .. } | ResourceSpec::SecurityGroup { vpc, .. } => {
+            ("vpc-id", ids.get(vpc)?.as_str())
+        }
+        ResourceSpec::Instance { subnet, .. } => ("subnet-id", ids.get(subnet)?.as_str()),
+        ResourceSpec::DbSubnetGroup { .. } | ResourceSpec::DbInstance { .. } => return None,
+    };
+    Some(ec2::filter(name, value))
 }
 
 /// The cloud id of the resource named `reference`, which must have been created first.
