@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -82,6 +82,8 @@ pub struct Cloud {
     cluster_id: String,
     endpoint: Option<String>,
     clients: Mutex<HashMap<String, Arc<Aws>>>,
+    /// Each region's latest inventory (see [`Cloud::inventory`]).
+    inventories: Mutex<HashMap<String, Arc<Mutex<Option<Listing>>>>>,
     /// The address blocks in use, by region and environment UID (see `cidr_for`).
     cidrs: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// Regions that have (or had) environments: where the sweeper and drift check look.
@@ -92,6 +94,15 @@ pub struct Cloud {
     /// looks at the cloud again instead of trusting status.
     drifted: std::sync::Mutex<BTreeSet<String>>,
     store: Store<DeserializeGuard<DeveloperEnvironment>>,
+}
+
+/// A region's cloud resources of this cluster, by kind in creation order.
+type Inventory = Arc<Vec<(ResourceKind, Observed)>>;
+
+/// One inventory of a region, and when it was asked of the cloud.
+struct Listing {
+    started: Instant,
+    result: Result<Inventory, CloudError>,
 }
 
 impl Cloud {
@@ -107,6 +118,37 @@ impl Cloud {
             .expect("not poisoned")
             .insert(region.to_owned());
         client
+    }
+
+    /// Every resource of this cluster in `region` (see [`Aws::inventory`]), as listed
+    /// by a listing that started no earlier than this call: as fresh as a listing of
+    /// one's own, but shared. Listings of a region run one at a time, and everyone who
+    /// asked while one was running shares the next; so 200 environments being deleted
+    /// at once cost one listing per round, not one each, and moto (which lists in time
+    /// proportional to the account's size) stays responsive.
+    async fn inventory(&self, region: &str) -> Result<Inventory, CloudError> {
+        let asked = Instant::now();
+        let slot = self
+            .inventories
+            .lock()
+            .await
+            .entry(region.to_owned())
+            .or_default()
+            .clone();
+        let mut latest = slot.lock().await;
+        if let Some(listing) = latest.as_ref()
+            && listing.started >= asked
+        {
+            return listing.result.clone();
+        }
+        let started = Instant::now();
+        let aws = self.client(region).await;
+        let result = aws.inventory(&self.cluster_id).await.map(Arc::new);
+        *latest = Some(Listing {
+            started,
+            result: result.clone(),
+        });
+        result
     }
 
     /// Every environment the cluster has, by UID.
@@ -133,6 +175,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
         cluster_id,
         endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
         clients: Mutex::default(),
+        inventories: Mutex::default(),
         cidrs: Mutex::default(),
         regions: std::sync::Mutex::default(),
         sweep_now: Notify::new(),
@@ -402,7 +445,7 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
     let trust_status = !spec_changed && !drifted;
 
     let aws = cloud.client(&request.region).await;
-    let cidr = match cidr_for(env, &aws, cloud).await {
+    let cidr = match cidr_for(env, cloud).await {
         Ok(cidr) => cidr,
         Err(error) => return progress.failed(error).await,
     };
@@ -532,17 +575,17 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
     // change or drift can leave any.
     let planned: BTreeSet<&str> = plan.resources.iter().map(|d| d.name.as_str()).collect();
     let inventory = if trust_status {
-        Ok(vec![])
+        Ok(Inventory::default())
     } else {
-        aws.inventory(&cloud.cluster_id).await
+        cloud.inventory(&request.region).await
     };
     match inventory {
         Ok(inventory) => {
-            for (kind, observed) in inventory {
+            for (kind, observed) in inventory.iter() {
                 let ours = observed.tags.get(tags::ENVIRONMENT_UID) == Some(&request.uid);
                 let name = observed.tags.get(tags::NAME).cloned().unwrap_or_default();
-                if ours && kind == ResourceKind::Instance && !planned.contains(name.as_str()) {
-                    match aws.delete(kind, &observed).await {
+                if ours && *kind == ResourceKind::Instance && !planned.contains(name.as_str()) {
+                    match aws.delete(*kind, observed).await {
                         Ok(_) => {
                             info!(environment = %controller::describe(env), resource = %name, "removed: no longer in the profile")
                         }
@@ -596,16 +639,12 @@ const CIDR_TAG: &str = "pave.dev/cidr";
 /// tag of each VPC of this cluster) and then kept in memory: this operator is the only
 /// one allocating for its cluster id, so after that first look its memory is the
 /// authority, and allocating for a new environment costs no AWS call.
-async fn cidr_for(
-    env: &DeveloperEnvironment,
-    aws: &Aws,
-    cloud: &Cloud,
-) -> Result<String, CloudError> {
+async fn cidr_for(env: &DeveloperEnvironment, cloud: &Cloud) -> Result<String, CloudError> {
     let uid = uid_of(env);
     let region = env.spec.parameters.region.clone();
     let mut known = cloud.cidrs.lock().await;
     if !known.contains_key(&region) {
-        let inventory = aws.inventory(&cloud.cluster_id).await?;
+        let inventory = cloud.inventory(&region).await?;
         let blocks: BTreeMap<String, String> = inventory
             .iter()
             .filter(|(kind, _)| *kind == ResourceKind::Vpc)
@@ -930,7 +969,7 @@ async fn cleanup(
     let aws = cloud.client(&region).await;
     let mut progress = Progress::new(env, ctx);
     if env.spec.deletion_policy == DeletionPolicy::Orphan {
-        let inventory = match aws.inventory(&cloud.cluster_id).await {
+        let inventory = match cloud.inventory(&region).await {
             Ok(inventory) => inventory,
             Err(error) => return progress.failed(error).await,
         };
@@ -952,7 +991,7 @@ async fn cleanup(
         return Ok(Action::await_change());
     }
     progress.status.phase = Some(Phase::Deleting);
-    match teardown_step(&aws, &cloud.cluster_id, &uid).await {
+    match teardown_step(cloud, &region, &uid).await {
         Ok(Teardown::Done) => Ok(Action::await_change()),
         Ok(Teardown::Waiting(left)) => {
             for (kind, observed) in &left {
@@ -996,33 +1035,48 @@ enum Teardown {
     Waiting(Vec<(ResourceKind, Observed)>),
 }
 
-/// One step of deleting an environment's resources in reverse creation order: deletes
-/// every resource of the latest kind that still has any, and reports what is left.
-async fn teardown_step(aws: &Aws, cluster_id: &str, uid: &str) -> Result<Teardown, CloudError> {
-    let inventory = aws.inventory(cluster_id).await?;
-    let mine: Vec<(ResourceKind, Observed)> = inventory
-        .into_iter()
+/// Deletes an environment's resources in reverse creation order, one kind after the
+/// other, as far as it can without waiting: a kind whose deletes the cloud confirms at
+/// once (a VPC, a subnet) is followed straight away by the kind before it; a kind still
+/// on its way out (a database `deleting`, an instance `shutting-down`) ends the step,
+/// and the next one looks again. Reports what is left.
+///
+/// What exists comes from the region's shared inventory, listed after this step began,
+/// so it holds everything the environment ever created, including a resource whose id
+/// a crash kept out of status; each delete confirms its own resource gone by id.
+async fn teardown_step(cloud: &Cloud, region: &str, uid: &str) -> Result<Teardown, CloudError> {
+    let inventory = cloud.inventory(region).await?;
+    let aws = cloud.client(region).await;
+    teardown(&aws, owned_by(&inventory, uid)).await
+}
+
+/// The resources in `inventory` that environment `uid` owns.
+fn owned_by(inventory: &[(ResourceKind, Observed)], uid: &str) -> Vec<(ResourceKind, Observed)> {
+    inventory
+        .iter()
         .filter(|(_, o)| o.tags.get(tags::ENVIRONMENT_UID).map(String::as_str) == Some(uid))
-        .collect();
-    let Some(last_kind) = mine.iter().map(|(k, _)| *k).max() else {
-        return Ok(Teardown::Done);
-    };
-    let mut all_gone = true;
-    for (kind, observed) in mine.iter().filter(|(k, _)| *k == last_kind) {
-        if !aws.delete(*kind, observed).await? {
-            all_gone = false;
+        .cloned()
+        .collect()
+}
+
+/// [`teardown_step`] on resources already listed.
+async fn teardown(
+    aws: &Aws,
+    mut mine: Vec<(ResourceKind, Observed)>,
+) -> Result<Teardown, CloudError> {
+    while let Some(last_kind) = mine.iter().map(|(k, _)| *k).max() {
+        let mut all_gone = true;
+        for (kind, observed) in mine.iter().filter(|(k, _)| *k == last_kind) {
+            if !aws.delete(*kind, observed).await? {
+                all_gone = false;
+            }
         }
+        if !all_gone {
+            return Ok(Teardown::Waiting(mine));
+        }
+        mine.retain(|(k, _)| *k != last_kind);
     }
-    let left: Vec<(ResourceKind, Observed)> = if all_gone {
-        mine.into_iter().filter(|(k, _)| *k != last_kind).collect()
-    } else {
-        mine
-    };
-    if left.is_empty() {
-        Ok(Teardown::Done)
-    } else {
-        Ok(Teardown::Waiting(left))
-    }
+    Ok(Teardown::Done)
 }
 
 /// Deletes cloud resources whose environment no longer exists (a Background deletion,
@@ -1048,7 +1102,7 @@ async fn sweeper(cloud: Arc<Cloud>) {
             let mut busy = false;
             for region in regions {
                 let aws = cloud.client(&region).await;
-                let inventory = match aws.inventory(&cloud.cluster_id).await {
+                let inventory = match cloud.inventory(&region).await {
                     Ok(inventory) => inventory,
                     Err(error) => {
                         warn!(%region, %error, "sweeper cannot list cloud resources");
@@ -1062,7 +1116,8 @@ async fn sweeper(cloud: Arc<Cloud>) {
                     .filter(|uid| !living.contains(uid))
                     .collect();
                 for uid in abandoned {
-                    match teardown_step(&aws, &cloud.cluster_id, &uid).await {
+                    // The inventory above was listed after this round began.
+                    match teardown(&aws, owned_by(&inventory, &uid)).await {
                         Ok(Teardown::Done) => info!(%region, environment_uid = %uid, "swept"),
                         Ok(Teardown::Waiting(left)) => {
                             busy = true;
@@ -1111,8 +1166,7 @@ async fn drift_check(
             .map(|e| e.spec.parameters.region.clone())
             .collect();
         for region in regions {
-            let aws = cloud.client(&region).await;
-            let inventory = match aws.inventory(&cloud.cluster_id).await {
+            let inventory = match cloud.inventory(&region).await {
                 Ok(inventory) => inventory,
                 Err(error) => {
                     warn!(%region, %error, "drift check cannot list cloud resources");
