@@ -105,6 +105,12 @@ async fn main() {
             started.elapsed() < Duration::from_secs(1200),
             "only {ready} of {n} Ready after 20 minutes"
         );
+        if started.elapsed().as_secs() % 30 == 0 {
+            eprintln!(
+                "  {ready} of {n} Ready after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let ready_after = started.elapsed();
@@ -150,8 +156,15 @@ async fn main() {
         .await
         .expect("delete every environment");
     loop {
-        if phases(&api).await.0 == 0 {
+        let (left, _) = phases(&api).await;
+        if left == 0 {
             break;
+        }
+        if deleting.elapsed().as_secs() % 30 == 0 {
+            eprintln!(
+                "  {left} of {n} left after {:.0} s",
+                deleting.elapsed().as_secs_f64()
+            );
         }
         assert!(
             deleting.elapsed() < Duration::from_secs(1200),

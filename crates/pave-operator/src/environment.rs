@@ -490,6 +490,11 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
                     .as_deref()
                     .is_some_and(|s| is_ready(desired.kind, s))
         });
+        let known = progress
+            .written
+            .resources
+            .iter()
+            .any(|r| r.name == desired.name && r.id.is_some());
         // The database is always looked at: its endpoint fills the secret.
         let from_status =
             trust_status && recorded.is_some() && desired.kind != ResourceKind::DbInstance;
@@ -500,6 +505,10 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
                 state: r.state.clone().unwrap_or_default(),
                 ..Default::default()
             })),
+            // Never created as far as status knows: `create` looks it up by tag before
+            // creating (a crash may have come between a create and its status write),
+            // so looking here as well would only ask the cloud the same thing twice.
+            _ if !known => Ok(None),
             _ => aws.find(desired, &request.uid, &ids).await,
         };
         let found = match found {
@@ -541,7 +550,7 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
                     (desired.kind == ResourceKind::DbInstance).then_some(secret.password.as_str());
                 match aws.create(desired, &plan.tags, &ids, password).await {
                     Ok(observed) => {
-                        info!(environment = %controller::describe(env), resource = %desired.name, id = %observed.id, "created");
+                        info!(environment = %controller::describe(env), resource = %desired.name, id = %observed.id, "created (or found, after a crash)");
                         // Recorded at once: a crash after this line loses nothing.
                         progress.resource(desired.kind, &desired.name, Some(&observed), None);
                         progress.save().await?;

@@ -24,6 +24,10 @@ const VISIBLE_INSTANCE_STATES: [&str; 5] =
 /// (see [`Aws::run_instance`]).
 const MAX_DEAD_TOKEN_ANSWERS: usize = 3;
 
+/// Results per page of a filtered describe: EC2's maximum. Without it moto pages by
+/// 100, and an inventory of 200 instances would take two calls where AWS takes one.
+const PAGE_SIZE: i32 = 1000;
+
 /// RunInstances' limit on `ClientToken`.
 const MAX_CLIENT_TOKEN_LEN: usize = 64;
 
@@ -101,6 +105,7 @@ impl Aws {
                     .describe_vpcs()
                     .set_filters(Some(filters))
                     .into_paginator()
+                    .page_size(PAGE_SIZE)
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| classify("DescribeVpcs", what, &e))?;
@@ -113,6 +118,7 @@ impl Aws {
                     .describe_subnets()
                     .set_filters(Some(filters))
                     .into_paginator()
+                    .page_size(PAGE_SIZE)
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| classify("DescribeSubnets", what, &e))?;
@@ -125,6 +131,7 @@ impl Aws {
                     .describe_security_groups()
                     .set_filters(Some(filters))
                     .into_paginator()
+                    .page_size(PAGE_SIZE)
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| classify("DescribeSecurityGroups", what, &e))?;
@@ -144,6 +151,7 @@ impl Aws {
                     .describe_instances()
                     .set_filters(Some(filters))
                     .into_paginator()
+                    .page_size(PAGE_SIZE)
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| classify("DescribeInstances", what, &e))?;

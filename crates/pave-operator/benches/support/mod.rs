@@ -69,8 +69,14 @@ impl Operator {
         let mut child = pave_testenv::spawn_tied(command).expect("start pave-operator");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // PAVE_BENCH_OPERATOR_LOG=FILE keeps the operator's log, to see where time went.
+        let mut log = std::env::var_os("PAVE_BENCH_OPERATOR_LOG")
+            .and_then(|path| std::fs::File::create(path).ok());
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(log) = log.as_mut() {
+                    let _ = writeln!(log, "{line}");
+                }
                 if let Some(at) = line.find("listening on http://") {
                     let addr = line[at + 20..]
                         .split(|c: char| c.is_whitespace() || c == '"')
