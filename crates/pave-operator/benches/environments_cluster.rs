@@ -105,7 +105,7 @@ async fn main() {
             started.elapsed() < Duration::from_secs(1200),
             "only {ready} of {n} Ready after 20 minutes"
         );
-        if started.elapsed().as_secs() % 30 == 0 {
+        if started.elapsed().as_secs().is_multiple_of(30) {
             eprintln!(
                 "  {ready} of {n} Ready after {:.0} s",
                 started.elapsed().as_secs_f64()
@@ -160,7 +160,7 @@ async fn main() {
         if left == 0 {
             break;
         }
-        if deleting.elapsed().as_secs() % 30 == 0 {
+        if deleting.elapsed().as_secs().is_multiple_of(30) {
             eprintln!(
                 "  {left} of {n} left after {:.0} s",
                 deleting.elapsed().as_secs_f64()
