@@ -7,7 +7,7 @@
 //! create, by operation; AWS calls in one resync at rest for all of them (target:
 //! O(resource types × regions), independent of the number of environments); status
 //! writes at rest (target 0); the operator's peak RSS (target under 150 MiB); and the
-//! time to delete all of them with Foreground.
+//! time to delete all of them with Foreground, and the AWS calls that took.
 
 mod support;
 
@@ -151,6 +151,7 @@ async fn main() {
         operator.peak_rss_mib()
     );
 
+    proxy.clear_requests();
     let deleting = Instant::now();
     api.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
@@ -176,5 +177,13 @@ async fn main() {
         "deleting all {n} with Foreground took {:.1} s",
         deleting.elapsed().as_secs_f64()
     );
+    let calls = by_action(&proxy);
+    println!(
+        "AWS calls to delete, per environment: {:.1} in all",
+        calls.values().sum::<usize>() as f64 / n as f64
+    );
+    for (action, count) in &calls {
+        println!("  {action:<36} {:>6.2}", *count as f64 / n as f64);
+    }
     let _ = std::fs::remove_file(config);
 }

@@ -1001,7 +1001,10 @@ async fn cleanup(
     }
     progress.status.phase = Some(Phase::Deleting);
     match teardown_step(cloud, &region, &uid).await {
-        Ok(Teardown::Done) => Ok(Action::await_change()),
+        Ok(Teardown::Done) => {
+            info!(environment = %controller::describe(env), "every cloud resource deleted; releasing");
+            Ok(Action::await_change())
+        }
         Ok(Teardown::Waiting(left)) => {
             for (kind, observed) in &left {
                 let name = observed
