@@ -57,6 +57,19 @@ fn by_action(proxy: &FaultProxy) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Waits until the proxy has seen `action`.
+async fn wait_for_call(proxy: &FaultProxy, action: &str) {
+    let started = Instant::now();
+    while !proxy.requests().iter().any(|r| r.action == action) {
+        assert!(
+            started.elapsed() < Duration::from_secs(4 * RESYNC_SECS),
+            "no {action} in {} resync periods",
+            4
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("PAVE_BENCH_ENVIRONMENTS")
@@ -128,14 +141,20 @@ async fn main() {
         println!("  {action:<36} {:>6.2}", *count as f64 / n as f64);
     }
 
-    // At rest: one resync period, after the reconciles that followed Ready settled.
+    // At rest: from the start of one drift-check listing (its DescribeVpcs) to the
+    // start of the next, after the reconciles that followed Ready settled. Everything
+    // the operator asks of AWS in one resync period, whole.
     tokio::time::sleep(Duration::from_secs(5)).await;
     proxy.clear_requests();
+    wait_for_call(&proxy, "DescribeVpcs").await;
+    proxy.clear_requests();
     let writes = operator.writes_of("pave-environments");
-    tokio::time::sleep(Duration::from_secs(RESYNC_SECS + 2)).await;
+    let period = Instant::now();
+    wait_for_call(&proxy, "DescribeVpcs").await;
     let rest = by_action(&proxy);
     println!(
-        "at rest, one {RESYNC_SECS} s resync for all {n}: {} AWS calls ({}) (target: by resource type and region, not by environment)",
+        "at rest, one resync for all {n} ({:.1} s from one listing to the next; {RESYNC_SECS} s configured): {} AWS calls ({}) (target: by resource type and region, not by environment)",
+        period.elapsed().as_secs_f64(),
         rest.values().sum::<usize>(),
         rest.iter()
             .map(|(a, c)| format!("{a} {c}"))
