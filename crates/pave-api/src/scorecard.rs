@@ -161,46 +161,9 @@ fn any_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-/// Port's comparison operators.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
-pub enum Operator {
-    #[serde(rename = "=")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = "contains")]
-    Contains,
-    #[serde(rename = "containsAny")]
-    ContainsAny,
-    #[serde(rename = "doesNotContains")]
-    DoesNotContain,
-    #[serde(rename = "beginsWith")]
-    BeginsWith,
-    #[serde(rename = "doesNotBeginsWith")]
-    DoesNotBeginWith,
-    #[serde(rename = "endsWith")]
-    EndsWith,
-    #[serde(rename = "doesNotEndsWith")]
-    DoesNotEndWith,
-    #[serde(rename = "isEmpty")]
-    IsEmpty,
-    #[serde(rename = "isNotEmpty")]
-    IsNotEmpty,
-    #[serde(rename = "in")]
-    In,
-    #[serde(rename = "notIn")]
-    NotIn,
-    #[serde(rename = "between")]
-    Between,
-}
+/// Port's comparison operators: the scorecard engine's own, so what the API server
+/// accepts and what the engine evaluates cannot drift apart.
+pub use pave_score::Operator;
 
 /// How the scorecard's components score.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]

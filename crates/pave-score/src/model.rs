@@ -89,8 +89,9 @@ pub struct Condition {
     pub value: Option<Value>,
 }
 
-/// Port's operators, with Port's spelling (including its `doesNotContains`).
+/// Port's comparison operators, with Port's spelling (including its `doesNotContains`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Operator {
     #[serde(rename = "=")]
     Eq,
