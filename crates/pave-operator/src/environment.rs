@@ -65,7 +65,7 @@ pub const ACCEPT_SECRETS: &str = "platform.pave.dev/accept-connection-secrets-fr
 /// How many environments are reconciled at once.
 const CONCURRENCY: u16 = 16;
 
-/// How soon a resource still being created or deleted is looked at again.
+/// How soon the sweeper looks again at resources still being deleted.
 const PENDING_POLL: Duration = Duration::from_secs(3);
 
 impl ObservedStatus for DeveloperEnvironment {
@@ -631,12 +631,17 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
         progress.condition(READY, Status::False, "Provisioning", pending.join("; "));
     }
     progress.save().await?;
-    let action = if pending.is_empty() {
-        requeue.map_or_else(Action::await_change, Action::requeue)
-    } else {
-        Action::requeue(PENDING_POLL)
-    };
-    Ok(action)
+    if !pending.is_empty() {
+        // Looked at again with a backoff that restarts whenever the set of pending
+        // resources changes (controller::error_policy): a database that takes ten
+        // minutes costs a few dozen describes, not two hundred.
+        return Err(Error::Pending(format!(
+            "{}: {}",
+            controller::describe(env),
+            pending.join("; ")
+        )));
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// The tag that records an environment's address block on each of its resources.
