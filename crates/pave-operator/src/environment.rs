@@ -16,9 +16,16 @@
 //! tagged resources whose environment no longer exists (and so also repairs leaks
 //! after a crash); `Orphan` tags the resources so the sweeper leaves them alone.
 //!
+//! While the cloud works (an instance starting, a database creating or being deleted)
+//! the environment is looked at again with a backoff (1, 2, 4, 8, then every 15 s),
+//! which starts over when something moved.
+//!
 //! At rest nothing is polled per environment: the drift check lists each region once
 //! per resync interval (one describe per resource type) and reconciles only the
-//! environments whose resources drifted. `status.lastDriftCheck` moves when a
+//! environments whose resources drifted. Every listing of a region (drift check,
+//! sweeper, deletions, the first address-block allocation) goes through one shared
+//! listing at a time, so 200 environments deleted at once share listings instead of
+//! making one each. `status.lastDriftCheck` moves when a
 //! reconcile corrects drift (each correction is also an Event), not on every resync:
 //! a resync that finds nothing writes nothing.
 
