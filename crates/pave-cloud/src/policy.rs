@@ -188,6 +188,11 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Whether environments may use `region` (`allowedRegions`; empty allows any).
+pub fn region_allowed(config: &OperatorConfig, region: &str) -> bool {
+    allowed_by(&config.allowed_regions, region)
+}
+
 /// Every guardrail and tenancy rule the request breaks; empty means it may proceed.
 /// Guardrails come first, then tenancy, in spec order.
 pub fn check(
@@ -199,7 +204,7 @@ pub fn check(
     let mut refuse = |reason, message: String| refusals.push(Refusal { reason, message });
 
     // Guardrails.
-    if !allowed_by(&config.allowed_regions, &request.region) {
+    if !region_allowed(config, &request.region) {
         refuse(
             RefusalReason::PolicyViolation,
             format!(

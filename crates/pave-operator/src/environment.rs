@@ -987,6 +987,18 @@ async fn cleanup(
 ) -> Result<Action, Error> {
     let uid = uid_of(env);
     let region = env.spec.parameters.region.clone();
+    // A region the guardrails refuse, and no cloud id ever recorded: apply refuses
+    // before creating anything, so nothing can exist there. Asking a region that may
+    // not even exist would hold the object forever; a broken spec never blocks
+    // deletion. (With a region that was allowed once, status holds the ids.)
+    let recorded = env
+        .status
+        .as_ref()
+        .is_some_and(|s| s.resources.iter().any(|r| r.id.is_some()));
+    if !recorded && !policy::region_allowed(&cloud.config, &region) {
+        info!(environment = %controller::describe(env), %region, "nothing was created (region refused); releasing");
+        return Ok(Action::await_change());
+    }
     let aws = cloud.client(&region).await;
     let mut progress = Progress::new(env, ctx);
     if env.spec.deletion_policy == DeletionPolicy::Orphan {

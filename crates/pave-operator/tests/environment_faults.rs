@@ -475,3 +475,45 @@ fn environment_converges_through_throttling_errors_drops_and_delays() {
     delete_and_check_nothing_left(env, &ns, name, region, &uid, &before);
     drop(operator);
 }
+
+/// An environment the guardrails refuse never reaches the cloud, not even to be
+/// deleted: with every AWS request dropped (a region that does not exist, or is
+/// unreachable), the refusal is shown and deleting it still finishes at once.
+#[test]
+fn a_refused_environment_is_deleted_without_asking_an_unreachable_cloud() {
+    let _turn = one_operator_at_a_time();
+    let env = TestEnv::shared();
+    let proxy = FaultProxy::start(&env.moto_endpoint()).expect("start the fault proxy");
+    let _proxy_log = ProxyLogOnPanic(&proxy);
+    proxy.set_rules(vec![Rule::new(["*"], When::Always, Fault::Drop)]);
+    let operator = Operator::start_with(
+        env,
+        Some("allowedRegions: [eu-west-1]\n"),
+        &proxy.endpoint(),
+    );
+    eventually(Duration::from_secs(30), "/readyz answering 200", || {
+        (operator.get("/readyz").0 == 200).then_some(())
+    });
+    let ns = env.namespace("refused-unreachable");
+    let ns = ns.name();
+    kubectl_apply(env, &environment(ns, "nowhere", "xx-nowhere-1"));
+    eventually(
+        Duration::from_secs(30),
+        "Ready=False PolicyViolation",
+        || {
+            let obj = get_environment(env, ns, "nowhere")?;
+            (condition(&obj, "Ready")?["reason"] == "PolicyViolation").then_some(())
+        },
+    );
+
+    env.run_kubectl(&["delete", "devenv", "nowhere", "-n", ns, "--wait=false"])
+        .expect("delete the environment");
+    eventually(Duration::from_secs(20), "the environment gone", || {
+        get_environment(env, ns, "nowhere").is_none().then_some(())
+    });
+    assert_eq!(
+        proxy.requests().len(),
+        0,
+        "a refused environment made AWS requests"
+    );
+}
