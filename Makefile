@@ -1,15 +1,20 @@
 # pave's commands. `make demo` and `make test` are the two a newcomer needs.
 #
-# Heavy caches live outside the clone so a fresh clone reuses them: cargo's target dir,
-# the Go build cache, the control-plane binaries and moto's virtualenv are all under
-# $(PAVE_CACHE_DIR).
+# Heavy caches live outside the clone: cargo's target dir (one per checkout), the Go
+# build cache, the control-plane binaries and moto's virtualenv (shared by every
+# checkout) are all under $(PAVE_CACHE_DIR).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PAVE_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pave
 export PAVE_CACHE_DIR
-export CARGO_TARGET_DIR ?= $(PAVE_CACHE_DIR)/target
+# One cargo target dir per checkout. Test binaries embed their checkout's path
+# (CARGO_MANIFEST_DIR, to find crds/ and fixtures), and cargo reuses a build made in
+# another checkout when this checkout's sources are older than it: a shared dir once
+# ran /work/main's tests against a deleted clone's crds/.
+CHECKOUT_KEY := $(notdir $(CURDIR))-$(firstword $(shell printf '%s' '$(CURDIR)' | cksum))
+export CARGO_TARGET_DIR ?= $(PAVE_CACHE_DIR)/target/$(CHECKOUT_KEY)
 # Cluster tests mostly wait on the API server, so more threads than cores pays off.
 export RUST_TEST_THREADS ?= 4
 
