@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
     TagSpecification, UserIdGroupPair, Vpc,
 };
 
-use super::error::{classify, is_not_found, service_code};
+use super::error::{classify, service_code, unless_not_found};
 use super::{Aws, attr, attributes, is_live_instance};
 use crate::model::{CloudError, Observed, ResourceKind, SecurityGroupRole, tags};
 
@@ -466,25 +466,29 @@ impl Aws {
     }
 
     pub(super) async fn delete_vpc(&self, id: &str) -> Result<bool, CloudError> {
-        match self.ec2.delete_vpc().vpc_id(id).send().await {
-            Ok(_) => {
-                tracing::info!(id, "deleted VPC");
-                Ok(true)
-            }
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(true),
-            Err(e) => Err(classify("DeleteVpc", id, &e)),
+        if unless_not_found(
+            "DeleteVpc",
+            id,
+            self.ec2.delete_vpc().vpc_id(id).send().await,
+        )?
+        .is_some()
+        {
+            tracing::info!(id, "deleted VPC");
         }
+        Ok(true)
     }
 
     pub(super) async fn delete_subnet(&self, id: &str) -> Result<bool, CloudError> {
-        match self.ec2.delete_subnet().subnet_id(id).send().await {
-            Ok(_) => {
-                tracing::info!(id, "deleted subnet");
-                Ok(true)
-            }
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(true),
-            Err(e) => Err(classify("DeleteSubnet", id, &e)),
+        if unless_not_found(
+            "DeleteSubnet",
+            id,
+            self.ec2.delete_subnet().subnet_id(id).send().await,
+        )?
+        .is_some()
+        {
+            tracing::info!(id, "deleted subnet");
         }
+        Ok(true)
     }
 
     /// Revokes every rule in another group that names this one as its source (AWS
@@ -536,31 +540,31 @@ impl Aws {
             if permissions.is_empty() {
                 continue;
             }
-            match self
+            let revoked = self
                 .ec2
                 .revoke_security_group_ingress()
                 .group_id(group_id)
                 .set_ip_permissions(Some(permissions))
                 .send()
-                .await
-            {
-                Ok(_) => tracing::info!(
+                .await;
+            if unless_not_found("RevokeSecurityGroupIngress", group_id, revoked)?.is_some() {
+                tracing::info!(
                     id,
                     referrer = group_id,
                     "revoked rules that reference the group"
-                ),
-                Err(e) if service_code(&e).is_some_and(is_not_found) => {}
-                Err(e) => return Err(classify("RevokeSecurityGroupIngress", group_id, &e)),
+                );
             }
         }
-        match self.ec2.delete_security_group().group_id(id).send().await {
-            Ok(_) => {
-                tracing::info!(id, "deleted security group");
-                Ok(true)
-            }
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(true),
-            Err(e) => Err(classify("DeleteSecurityGroup", id, &e)),
+        if unless_not_found(
+            "DeleteSecurityGroup",
+            id,
+            self.ec2.delete_security_group().group_id(id).send().await,
+        )?
+        .is_some()
+        {
+            tracing::info!(id, "deleted security group");
         }
+        Ok(true)
     }
 
     /// Terminating is asynchronous (`shutting-down`, then `terminated`), so: look,
@@ -572,11 +576,13 @@ impl Aws {
         match self.instance_state(id).await?.as_deref() {
             None | Some("terminated") => return Ok(true),
             Some("shutting-down") => {}
-            Some(_) => match self.ec2.terminate_instances().instance_ids(id).send().await {
-                Ok(_) => tracing::info!(id, "terminating instance"),
-                Err(e) if service_code(&e).is_some_and(is_not_found) => return Ok(true),
-                Err(e) => return Err(classify("TerminateInstances", id, &e)),
-            },
+            Some(_) => {
+                let answer = self.ec2.terminate_instances().instance_ids(id).send().await;
+                if unless_not_found("TerminateInstances", id, answer)?.is_none() {
+                    return Ok(true);
+                }
+                tracing::info!(id, "terminating instance");
+            }
         }
         Ok(matches!(
             self.instance_state(id).await?.as_deref(),
@@ -586,18 +592,18 @@ impl Aws {
 
     /// The instance's state, `None` if EC2 does not know the id (any more).
     async fn instance_state(&self, id: &str) -> Result<Option<String>, CloudError> {
-        match self.ec2.describe_instances().instance_ids(id).send().await {
-            Ok(out) => Ok(out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .find(|i| i.instance_id() == Some(id))
-                .and_then(|i| i.state())
-                .and_then(|s| s.name())
-                .map(|s| s.as_str().to_owned())),
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(None),
-            Err(e) => Err(classify("DescribeInstances", id, &e)),
-        }
+        let answer = self.ec2.describe_instances().instance_ids(id).send().await;
+        Ok(
+            unless_not_found("DescribeInstances", id, answer)?.and_then(|out| {
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .find(|i| i.instance_id() == Some(id))
+                    .and_then(|i| i.state())
+                    .and_then(|s| s.name())
+                    .map(|s| s.as_str().to_owned())
+            }),
+        )
     }
 
     pub(super) async fn tag_ec2(

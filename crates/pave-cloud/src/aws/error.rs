@@ -107,6 +107,24 @@ pub(crate) fn service_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> 
     err.as_service_error().and_then(|e| e.code())
 }
 
+/// A call's answer, with AWS's "no such resource" as an outcome of its own: `None`.
+/// For a delete that means already gone, for a describe absent; any other failure is
+/// classified ([`classify`]).
+pub(crate) fn unless_not_found<T, E>(
+    operation: &str,
+    resource: &str,
+    result: Result<T, SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
+) -> Result<Option<T>, CloudError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(None),
+        Err(e) => Err(classify(operation, resource, &e)),
+    }
+}
+
 /// Turns an SDK failure of `operation` on `resource` into a [`CloudError`] carrying the
 /// AWS error code and message (callers that sent a secret redact it with
 /// [`redact`]).

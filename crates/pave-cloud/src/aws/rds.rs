@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::{DbInstance, DbSubnetGroup, Tag};
 
-use super::error::{classify, is_not_found, redact, service_code};
+use super::error::{classify, redact, service_code, unless_not_found};
 use super::{Aws, attr, attributes};
 use crate::model::{CloudError, Desired, Observed, ResourceKind, ResourceSpec, tags};
 
@@ -26,10 +26,8 @@ impl Aws {
             .db_subnet_group_name(name)
             .send()
             .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) if service_code(&e).is_some_and(is_not_found) => return Ok(None),
-            Err(e) => return Err(classify("DescribeDBSubnetGroups", name, &e)),
+        let Some(out) = unless_not_found("DescribeDBSubnetGroups", name, result)? else {
+            return Ok(None);
         };
         let Some(group) = out.db_subnet_groups().first() else {
             return Ok(None);
@@ -106,11 +104,8 @@ impl Aws {
             .db_instance_identifier(name)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.db_instances().first().cloned()),
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(None),
-            Err(e) => Err(classify("DescribeDBInstances", name, &e)),
-        }
+        Ok(unless_not_found("DescribeDBInstances", name, result)?
+            .and_then(|out| out.db_instances().first().cloned()))
     }
 
     /// The master password goes to AWS and nowhere else: not into logs (the SDK's
@@ -253,20 +248,16 @@ impl Aws {
     }
 
     pub(super) async fn delete_db_subnet_group(&self, name: &str) -> Result<bool, CloudError> {
-        match self
+        let answer = self
             .rds
             .delete_db_subnet_group()
             .db_subnet_group_name(name)
             .send()
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(name, "deleted DB subnet group");
-                Ok(true)
-            }
-            Err(e) if service_code(&e).is_some_and(is_not_found) => Ok(true),
-            Err(e) => Err(classify("DeleteDBSubnetGroup", name, &e)),
+            .await;
+        if unless_not_found("DeleteDBSubnetGroup", name, answer)?.is_some() {
+            tracing::info!(name, "deleted DB subnet group");
         }
+        Ok(true)
     }
 
     /// Look first, so an instance already `deleting` is not asked again (RDS answers
@@ -277,19 +268,18 @@ impl Aws {
             return Ok(true);
         };
         if instance.db_instance_status() != Some("deleting") {
-            match self
+            let answer = self
                 .rds
                 .delete_db_instance()
                 .db_instance_identifier(name)
                 .skip_final_snapshot(true)
                 .delete_automated_backups(true)
                 .send()
-                .await
-            {
-                Ok(_) => tracing::info!(name, "deleting DB instance"),
-                Err(e) if service_code(&e).is_some_and(is_not_found) => return Ok(true),
-                Err(e) => return Err(classify("DeleteDBInstance", name, &e)),
+                .await;
+            if unless_not_found("DeleteDBInstance", name, answer)?.is_none() {
+                return Ok(true);
             }
+            tracing::info!(name, "deleting DB instance");
         }
         Ok(self.describe_db_instance(name).await?.is_none())
     }
