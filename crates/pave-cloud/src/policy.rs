@@ -377,6 +377,22 @@ mod tests {
         }
     }
 
+    /// Asserts that the refusal's message says each of `parts`.
+    fn mentions(r: &Refusal, parts: &[&str]) {
+        for part in parts {
+            assert!(r.message.contains(part), "{part:?} not in {:?}", r.message);
+        }
+    }
+
+    /// What the default configuration refuses of `request`, alone in its namespace.
+    fn with_defaults(request: &EnvironmentRequest) -> Vec<Refusal> {
+        check(
+            request,
+            &OperatorConfig::default(),
+            &PolicyContext::default(),
+        )
+    }
+
     fn only(refusals: Vec<Refusal>) -> Refusal {
         assert_eq!(refusals.len(), 1, "{refusals:#?}");
         refusals.into_iter().next().unwrap()
@@ -384,11 +400,7 @@ mod tests {
 
     #[test]
     fn the_articles_environment_passes_the_default_configuration() {
-        let refusals = check(
-            &article_request(),
-            &OperatorConfig::default(),
-            &PolicyContext::default(),
-        );
+        let refusals = with_defaults(&article_request());
         assert!(refusals.is_empty(), "{refusals:#?}");
     }
 
@@ -404,13 +416,13 @@ mod tests {
             &PolicyContext::default(),
         ));
         assert_eq!(r.reason, RefusalReason::PolicyViolation);
-        assert!(r.message.contains("\"ap-northeast-2\""), "{}", r.message);
-        assert!(r.message.contains("eu-west-1, us-east-1"), "{}", r.message);
-        assert!(
-            r.message
-                .contains("allowedRegions in the operator configuration"),
-            "{}",
-            r.message
+        mentions(
+            &r,
+            &[
+                "\"ap-northeast-2\"",
+                "eu-west-1, us-east-1",
+                "allowedRegions in the operator configuration",
+            ],
         );
     }
 
@@ -420,28 +432,15 @@ mod tests {
             db_size: Some("db.r6g.16xlarge".into()),
             ..article_request()
         };
-        let r = only(check(
-            &request,
-            &OperatorConfig::default(),
-            &PolicyContext::default(),
-        ));
+        let r = only(with_defaults(&request));
         assert_eq!(r.reason, RefusalReason::PolicyViolation);
-        assert!(r.message.contains("db.r6g.16xlarge"), "{}", r.message);
-        assert!(r.message.contains("db.t3.medium"), "{}", r.message);
-        assert!(r.message.contains("allowedDbClasses"), "{}", r.message);
+        mentions(&r, &["db.r6g.16xlarge", "db.t3.medium", "allowedDbClasses"]);
 
         let no_db = EnvironmentRequest {
             db_size: None,
             ..article_request()
         };
-        assert!(
-            check(
-                &no_db,
-                &OperatorConfig::default(),
-                &PolicyContext::default()
-            )
-            .is_empty()
-        );
+        assert!(with_defaults(&no_db).is_empty());
     }
 
     #[test]
@@ -450,32 +449,18 @@ mod tests {
             ttl: Some("200h".into()),
             ..article_request()
         };
-        let r = only(check(
-            &request,
-            &OperatorConfig::default(),
-            &PolicyContext::default(),
-        ));
+        let r = only(with_defaults(&request));
         assert_eq!(r.reason, RefusalReason::PolicyViolation);
-        assert!(r.message.contains("200h"), "{}", r.message);
-        assert!(r.message.contains("168h"), "{}", r.message);
-        assert!(
-            r.message.contains("maxTtl in the operator configuration"),
-            "{}",
-            r.message
+        mentions(
+            &r,
+            &["200h", "168h", "maxTtl in the operator configuration"],
         );
 
         let exactly = EnvironmentRequest {
             ttl: Some("168h".into()),
             ..article_request()
         };
-        assert!(
-            check(
-                &exactly,
-                &OperatorConfig::default(),
-                &PolicyContext::default()
-            )
-            .is_empty()
-        );
+        assert!(with_defaults(&exactly).is_empty());
         let unlimited = OperatorConfig {
             max_ttl: None,
             ..OperatorConfig::default()
@@ -489,11 +474,7 @@ mod tests {
             ttl: Some("3 days".into()),
             ..article_request()
         };
-        let r = only(check(
-            &request,
-            &OperatorConfig::default(),
-            &PolicyContext::default(),
-        ));
+        let r = only(with_defaults(&request));
         assert_eq!(r.reason, RefusalReason::InvalidSpec);
         assert!(r.message.starts_with("spec.ttl"), "{}", r.message);
     }
@@ -508,12 +489,9 @@ mod tests {
         assert!(check(&article_request(), &config, &ctx(4)).is_empty());
         let r = only(check(&article_request(), &config, &ctx(5)));
         assert_eq!(r.reason, RefusalReason::PolicyViolation);
-        assert!(r.message.contains("team-payments"), "{}", r.message);
-        assert!(r.message.contains("maximum is 5"), "{}", r.message);
-        assert!(
-            r.message.contains("environmentsPerNamespace"),
-            "{}",
-            r.message
+        mentions(
+            &r,
+            &["team-payments", "maximum is 5", "environmentsPerNamespace"],
         );
         let unlimited = OperatorConfig {
             environments_per_namespace: 0,
@@ -536,12 +514,11 @@ mod tests {
             };
             let r = only(check(&request, &config, &ctx));
             assert_eq!(r.reason, RefusalReason::Forbidden);
-            assert!(
-                r.message.contains(
-                    "add team-payments to the annotation platform.pave.dev/accept-connection-secrets-from on namespace shared-secrets"
-                ),
-                "{}",
-                r.message
+            mentions(
+                &r,
+                &[
+                    "add team-payments to the annotation platform.pave.dev/accept-connection-secrets-from on namespace shared-secrets",
+                ],
             );
         }
         let ctx = PolicyContext {
@@ -570,12 +547,13 @@ mod tests {
             &PolicyContext::default(),
         ));
         assert_eq!(r.reason, RefusalReason::Forbidden);
-        assert!(r.message.contains("\"payments-team\""), "{}", r.message);
-        assert!(r.message.contains("default, orders-team"), "{}", r.message);
-        assert!(
-            r.message.contains("gitops.allowedProjects"),
-            "{}",
-            r.message
+        mentions(
+            &r,
+            &[
+                "\"payments-team\"",
+                "default, orders-team",
+                "gitops.allowedProjects",
+            ],
         );
 
         // No project in the spec means the configured default, which is allowed.
@@ -595,12 +573,7 @@ mod tests {
         request.gitops.as_mut().unwrap().repo_url = "https://github.com/my-org-evil/envs".into();
         let r = only(check(&request, &config, &PolicyContext::default()));
         assert_eq!(r.reason, RefusalReason::Forbidden);
-        assert!(r.message.contains("my-org-evil"), "{}", r.message);
-        assert!(
-            r.message.contains("gitops.allowedRepoPrefixes"),
-            "{}",
-            r.message
-        );
+        mentions(&r, &["my-org-evil", "gitops.allowedRepoPrefixes"]);
     }
 
     #[test]
@@ -651,11 +624,9 @@ mod tests {
             };
             let r = only(check(&article_request(), &config, &ctx));
             assert_eq!(r.reason, RefusalReason::Forbidden);
-            assert!(r.message.contains("feature-payment-v2"), "{}", r.message);
-            assert!(
-                r.message.contains("spec.gitops.destinationNamespace"),
-                "{}",
-                r.message
+            mentions(
+                &r,
+                &["feature-payment-v2", "spec.gitops.destinationNamespace"],
             );
         }
         // Without gitops the destination is never looked at.
