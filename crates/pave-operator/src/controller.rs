@@ -349,31 +349,69 @@ where
         return Action::await_change();
     }
     let key = ObjectRef::from_obj(&*obj).to_string();
-    let attempt = {
-        let mut failures = ctx.failures.lock().expect("not poisoned");
-        let message = error.to_string();
-        let (count, last) = failures.entry(key).or_insert((0, String::new()));
-        if *last != message {
-            (*count, *last) = (0, message);
-        }
-        *count += 1;
-        *count - 1
-    };
+    let attempt = next_attempt(
+        &mut ctx.failures.lock().expect("not poisoned"),
+        key,
+        error.to_string(),
+    );
+    let delay = retry_delay(pending, attempt);
     if pending {
-        // Work under way in the cloud is not a failure: look again with a backoff
-        // that stays short, since the cloud usually finishes within minutes.
-        let delay = backoff(attempt).min(PENDING_CAP);
         debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
-        return Action::requeue(delay);
+    } else {
+        warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
     }
-    let delay = backoff(attempt);
-    warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// Which consecutive failure of `key` this is (0 for the first): the count starts
+/// over when the message differs from the last one's, since a new error means the
+/// last retry got further.
+fn next_attempt(
+    failures: &mut HashMap<String, (u32, String)>,
+    key: String,
+    message: String,
+) -> u32 {
+    let (count, last) = failures.entry(key).or_insert((0, String::new()));
+    if *last != message {
+        (*count, *last) = (0, message);
+    }
+    *count += 1;
+    *count - 1
+}
+
+/// How long to wait before retry `attempt`. Work under way in the cloud (`pending`)
+/// is not a failure: its backoff stays short, since the cloud usually finishes within
+/// minutes.
+fn retry_delay(pending: bool, attempt: u32) -> std::time::Duration {
+    if pending {
+        backoff(attempt).min(PENDING_CAP)
+    } else {
+        backoff(attempt)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_work_is_polled_with_a_short_backoff_that_restarts_on_progress() {
+        let mut failures = HashMap::new();
+        let mut wait = |message: &str| {
+            let attempt = next_attempt(&mut failures, "env".into(), message.into());
+            retry_delay(true, attempt).as_secs()
+        };
+        let creating: Vec<u64> = (0..7).map(|_| wait("DBInstance db is creating")).collect();
+        assert_eq!(creating, [1, 2, 4, 8, 15, 15, 15]);
+        // The database became available; now the instance is the one pending.
+        assert_eq!(wait("Instance vm-0 is pending"), 1);
+        assert_eq!(wait("Instance vm-0 is pending"), 2);
+        // Failures keep doubling past the pending cap.
+        let failed: Vec<u64> = (0..6)
+            .map(|attempt| retry_delay(false, attempt).as_secs())
+            .collect();
+        assert_eq!(failed, [1, 2, 4, 8, 16, 32]);
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(seconds: i64) -> Timestamp {
