@@ -21,7 +21,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use pave_api::{Component, ComponentSpec};
 use pave_catalog::ComponentRefs;
 use pave_catalog::sample::{Rng, random_catalog};
-use pave_testenv::{Options, TestEnv};
 use serde_json::{Value, json};
 
 use support::CONCURRENCY;
@@ -95,20 +94,9 @@ async fn correct(api: &Api<Component>, expected: &BTreeMap<String, (bool, bool, 
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("PAVE_BENCH_COMPONENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rest: u64 = std::env::var("PAVE_BENCH_REST_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
-    let env = TestEnv::start(Options {
-        crd_dir: Some(crds.into()),
-        ..Default::default()
-    })
-    .expect("start the test bed");
+    let n: usize = support::env_number("PAVE_BENCH_COMPONENTS", 10_000);
+    let rest: u64 = support::env_number("PAVE_BENCH_REST_SECS", 60);
+    let env = support::start_test_bed();
     let client = env.client().await.expect("client");
     for ns in ["bench", "bench-bare"] {
         env.run_kubectl(&["create", "namespace", ns]).unwrap();

@@ -19,7 +19,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use pave_api::DeveloperEnvironment;
 use pave_api::environment::Phase;
-use pave_testenv::{FaultProxy, Options, TestEnv};
+use pave_testenv::FaultProxy;
 use serde_json::json;
 
 const RESYNC_SECS: u64 = 20;
@@ -87,16 +87,8 @@ async fn one_period(proxy: &FaultProxy, action: &str) -> Vec<String> {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("PAVE_BENCH_ENVIRONMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
-    let env = TestEnv::start(Options {
-        crd_dir: Some(crds.into()),
-        ..Default::default()
-    })
-    .expect("start the test bed");
+    let n: usize = support::env_number("PAVE_BENCH_ENVIRONMENTS", 200);
+    let env = support::start_test_bed();
     let proxy = FaultProxy::start(&env.moto_endpoint()).expect("start the counting proxy");
     let config =
         std::env::temp_dir().join(format!("pave-bench-config-{}.yaml", std::process::id()));

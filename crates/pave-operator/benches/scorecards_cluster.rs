@@ -17,7 +17,6 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use pave_api::{Component, ComponentSpec, Scorecard};
 use pave_catalog::sample::Rng;
-use pave_testenv::{Options, TestEnv};
 use serde_json::{Value, json};
 
 /// Component `c{i}`: coverage `i % 100`, a runbook on even ones, a PagerDuty service
@@ -188,20 +187,9 @@ async fn settle(operator: &support::Operator, quiet: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("PAVE_BENCH_COMPONENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rest: u64 = std::env::var("PAVE_BENCH_REST_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
-    let env = TestEnv::start(Options {
-        crd_dir: Some(crds.into()),
-        ..Default::default()
-    })
-    .expect("start the test bed");
+    let n: usize = support::env_number("PAVE_BENCH_COMPONENTS", 10_000);
+    let rest: u64 = support::env_number("PAVE_BENCH_REST_SECS", 60);
+    let env = support::start_test_bed();
     let client = env.client().await.expect("client");
     env.run_kubectl(&["create", "namespace", "bench"]).unwrap();
     let scorecard_api: Api<Scorecard> = Api::all(client.clone());

@@ -490,18 +490,18 @@ async fn apply(env: &DeveloperEnvironment, ctx: &Context, cloud: &Cloud) -> Resu
     let mut pending = Vec::new();
     let mut database: Option<Observed> = None;
     for desired in &plan.resources {
-        let recorded = progress.written.resources.iter().find(|r| {
-            r.name == desired.name
-                && r.id.is_some()
-                && r.state
-                    .as_deref()
-                    .is_some_and(|s| is_ready(desired.kind, s))
-        });
-        let known = progress
+        // What status says of it: known means it has an id; recorded, also ready.
+        let known_as = progress
             .written
             .resources
             .iter()
-            .any(|r| r.name == desired.name && r.id.is_some());
+            .find(|r| r.name == desired.name && r.id.is_some());
+        let known = known_as.is_some();
+        let recorded = known_as.filter(|r| {
+            r.state
+                .as_deref()
+                .is_some_and(|s| is_ready(desired.kind, s))
+        });
         // The database is always looked at: its endpoint fills the secret.
         let from_status =
             trust_status && recorded.is_some() && desired.kind != ResourceKind::DbInstance;

@@ -36,6 +36,24 @@ pub async fn create_all(api: &Api<Component>, components: Vec<Component>) -> Dur
     started.elapsed()
 }
 
+/// A number from the environment variable `name`, or `default` when it is unset or
+/// not a number (the benchmarks' sizes: `PAVE_BENCH_COMPONENTS` and the like).
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A fresh test bed (control plane and moto) with this checkout's CRDs installed.
+pub fn start_test_bed() -> TestEnv {
+    TestEnv::start(pave_testenv::Options {
+        crd_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds").into()),
+        ..Default::default()
+    })
+    .expect("start the test bed")
+}
+
 pub struct Operator {
     child: std::process::Child,
     addr: SocketAddr,

@@ -151,18 +151,7 @@ impl Operator {
         let pid = i32::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "pave-operator did not exit within {within:?} of SIGTERM:\n{}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for_exit(within)
     }
 }
 
