@@ -2,9 +2,8 @@
 //! shared test bed, and waiting with a deadline instead of sleeping.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
-    process::{Output, Stdio},
+    process::Output,
     thread,
     time::{Duration, Instant},
 };
@@ -18,21 +17,7 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs the real kubectl with `args`, feeding `stdin` to it, and returns what it did.
 pub fn kubectl(env: &TestEnv, args: &[&str], stdin: &str) -> Output {
-    let mut child = env
-        .kubectl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("kubectl reads its input");
-    child.wait_with_output().expect("kubectl finishes")
+    env.kubectl_with_input(args, stdin.as_bytes())
 }
 
 /// Runs kubectl and returns its stdout; panics with its stderr if it failed.

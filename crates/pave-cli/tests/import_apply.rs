@@ -4,8 +4,7 @@
 //!
 //! Kept apart from `tests/import.rs` so the quick binary tests need no control plane.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use pave_testenv::TestEnv;
 
@@ -29,28 +28,17 @@ fn imported_components_pass_server_side_validation() {
         String::from_utf8_lossy(&imported.stderr)
     );
 
-    let mut apply = env
-        .kubectl()
-        .args([
+    let applied = env.kubectl_with_input(
+        &[
             "apply",
             "-f",
             "-",
             "-n",
             namespace.name(),
             "--dry-run=server",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl starts");
-    apply
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&imported.stdout)
-        .unwrap();
-    let applied = apply.wait_with_output().unwrap();
+        ],
+        &imported.stdout,
+    );
     let stdout = String::from_utf8_lossy(&applied.stdout);
     assert!(
         applied.status.success(),

@@ -37,23 +37,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn kubectl_stdin(env: &TestEnv, args: &[&str], input: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = env
-        .kubectl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = env.kubectl_with_input(args, input.as_bytes());
     assert!(
         out.status.success(),
         "kubectl {args:?} failed: {}\n{input}",

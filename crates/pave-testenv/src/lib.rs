@@ -525,6 +525,27 @@ impl TestEnv {
         cmd
     }
 
+    /// Runs kubectl with `args`, feeding it `input` (a manifest for `-f -`), and
+    /// returns what it did; the caller judges the exit status.
+    pub fn kubectl_with_input(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input)
+            .expect("kubectl reads its input");
+        child.wait_with_output().expect("kubectl finishes")
+    }
+
     /// Runs kubectl with `args` and returns its stdout, or its stderr as the error.
     pub fn run_kubectl(&self, args: &[&str]) -> Result<String, Error> {
         let output = self

@@ -192,21 +192,7 @@ pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Op
 }
 
 pub fn kubectl_apply(env: &TestEnv, manifest: &Value) {
-    let mut child = env
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = env.kubectl_with_input(&["apply", "-f", "-"], manifest.to_string().as_bytes());
     assert!(
         output.status.success(),
         "kubectl apply: {}",
