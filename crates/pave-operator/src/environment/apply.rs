@@ -1,0 +1,316 @@
+//! Provisioning: guardrails → plan (pure) → bring each planned resource into existence
+//! → status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::controller::Action;
+use pave_api::DeveloperEnvironment;
+use pave_api::conditions::{READY, RECOVERABLE, SYNCED, Status, TERMINAL};
+use pave_api::environment::{Phase, SecretRef};
+use pave_cloud::model::tags;
+use pave_cloud::policy::{self, RefusalReason};
+use pave_cloud::{Observed, ResourceKind};
+use tracing::info;
+
+use super::{
+    CIDR_TAG, Cloud, Inventory, PENDING_POLL, Progress, cidr_for, connection_secret,
+    fill_connection_secret, policy_context, request_of,
+};
+use crate::controller::{self, Context};
+use crate::error::Error;
+
+pub(super) async fn apply(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+    cloud: &Cloud,
+) -> Result<Action, Error> {
+    let mut progress = Progress::new(env, ctx);
+    let request = request_of(env);
+    let now = Timestamp::now();
+
+    // Guardrails and tenancy, before anything exists in the cloud.
+    let policy_context = policy_context(env, ctx, cloud).await?;
+    let refusals = policy::check(&request, &cloud.config, &policy_context);
+    if let Some(first) = refusals.first() {
+        let reason = match first.reason {
+            RefusalReason::PolicyViolation => "PolicyViolation",
+            RefusalReason::Forbidden => "Forbidden",
+            RefusalReason::InvalidSpec => "InvalidSpec",
+        };
+        let message = refusals
+            .iter()
+            .map(|r| r.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        progress.condition(READY, Status::False, reason, message);
+        if progress.status.resources.is_empty() {
+            progress.status.phase = Some(Phase::Failed);
+        }
+        progress.save().await?;
+        return Ok(Action::await_change());
+    }
+
+    // TTL: an expired environment deletes itself, by its own policies.
+    let mut requeue: Option<Duration> = None;
+    if let Some(ttl) = &env.spec.ttl {
+        let created = env
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(now, |t| t.0);
+        if let Ok(ttl) = pave_cloud::config::parse_duration(ttl) {
+            let expires = created + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::ZERO);
+            progress.status.expires_at = Some(Time(expires));
+            if now >= expires {
+                progress.save().await?;
+                info!(environment = %controller::describe(env), "ttl ran out; deleting");
+                let api =
+                    Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &request.namespace);
+                api.delete(&env.name_any(), &DeleteParams::default())
+                    .await
+                    .map_err(|source| Error::Kube {
+                        action: "delete the expired environment",
+                        source,
+                    })?;
+                return Ok(Action::await_change());
+            }
+            requeue = Some(Duration::try_from(expires.duration_since(now)).unwrap_or(PENDING_POLL));
+        }
+    }
+
+    // A Ready environment whose spec was already acted on, and which the drift check
+    // has not flagged, needs nothing from the cloud: at rest, nothing is polled per
+    // environment (the drift check lists each region once per resync instead).
+    let spec_changed = env.metadata.generation != progress.written.observed_generation;
+    let drifted = cloud
+        .drifted
+        .lock()
+        .expect("not poisoned")
+        .remove(&request.uid);
+    let ready = progress.written.phase == Some(Phase::Ready);
+    if ready && !spec_changed && !drifted {
+        cloud
+            .regions
+            .lock()
+            .expect("not poisoned")
+            .insert(request.region.clone());
+        progress.save().await?;
+        return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
+    }
+    // Otherwise look at the cloud for every resource, except those status already
+    // records as ready while provisioning goes on: they were created moments ago.
+    let trust_status = !spec_changed && !drifted;
+
+    let aws = cloud.client(&request.region).await;
+    let cidr = match cidr_for(env, cloud).await {
+        Ok(cidr) => cidr,
+        Err(error) => return progress.failed(error).await,
+    };
+    let mut plan = match pave_cloud::plan::plan(&request, &cloud.config, &cidr, &cloud.cluster_id) {
+        Ok(plan) => plan,
+        Err(error) => {
+            progress.condition(READY, Status::False, "TerminalError", error.to_string());
+            progress.condition(TERMINAL, Status::True, "InvalidPlan", error.to_string());
+            progress.status.phase = Some(Phase::Failed);
+            progress.save().await?;
+            return Ok(Action::await_change());
+        }
+    };
+    plan.tags.insert(CIDR_TAG.to_owned(), cidr);
+    if progress.status.phase.is_none() || progress.status.phase == Some(Phase::Failed) {
+        progress.status.phase = Some(if progress.status.resources.is_empty() {
+            Phase::Provisioning
+        } else {
+            Phase::Updating
+        });
+    }
+    progress.clear(TERMINAL);
+
+    // The database password goes into the connection secret before the database exists.
+    let secret = match connection_secret(env, ctx, &plan).await {
+        Ok(secret) => secret,
+        Err(error) => return Err(error),
+    };
+    progress.status.connection_secret_ref = Some(SecretRef {
+        name: secret.name.clone(),
+        namespace: secret.namespace.clone(),
+    });
+
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending = Vec::new();
+    let mut database: Option<Observed> = None;
+    for desired in &plan.resources {
+        // What status says of it: known means it has an id; recorded, also ready.
+        let known_as = progress
+            .written
+            .resources
+            .iter()
+            .find(|r| r.name == desired.name && r.id.is_some());
+        let known = known_as.is_some();
+        let recorded = known_as.filter(|r| {
+            r.state
+                .as_deref()
+                .is_some_and(|s| is_ready(desired.kind, s))
+        });
+        // The database is always looked at: its endpoint fills the secret.
+        let from_status =
+            trust_status && recorded.is_some() && desired.kind != ResourceKind::DbInstance;
+        let found = match recorded {
+            Some(r) if from_status => Ok(Some(Observed {
+                id: r.id.clone().unwrap_or_default(),
+                arn: r.arn.clone(),
+                state: r.state.clone().unwrap_or_default(),
+                ..Default::default()
+            })),
+            // Never created as far as status knows: `create` looks it up by tag before
+            // creating (a crash may have come between a create and its status write),
+            // so looking here as well would only ask the cloud the same thing twice.
+            _ if !known => Ok(None),
+            _ => aws.find(desired, &request.uid, &ids).await,
+        };
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => return progress.failed(error).await,
+        };
+        let observed = match found {
+            Some(observed) if from_status => observed,
+            Some(observed) => {
+                match aws.reconcile(desired, &observed, &plan.tags).await {
+                    Ok(changes) if !changes.is_empty() => {
+                        info!(environment = %controller::describe(env), resource = %desired.name, ?changes, "brought in line with the spec");
+                        let note =
+                            format!("{} {}: {}", desired.kind, desired.name, changes.join(", "));
+                        ctx.event(env, "DriftCorrected", note).await;
+                        progress.status.last_drift_check = Some(Time(Timestamp::now()));
+                    }
+                    Ok(_) => {}
+                    Err(error) => return progress.failed(error).await,
+                }
+                observed
+            }
+            None => {
+                // It had an id before: it was deleted or terminated behind pave's back.
+                let lost = progress
+                    .status
+                    .resources
+                    .iter()
+                    .any(|r| r.name == desired.name && r.id.is_some());
+                if lost {
+                    let note = format!(
+                        "{} {} was gone from the cloud; creating it again",
+                        desired.kind, desired.name
+                    );
+                    ctx.event(env, "DriftCorrected", note).await;
+                    progress.status.last_drift_check = Some(Time(Timestamp::now()));
+                }
+                let password =
+                    (desired.kind == ResourceKind::DbInstance).then_some(secret.password.as_str());
+                match aws.create(desired, &plan.tags, &ids, password).await {
+                    Ok(observed) => {
+                        info!(environment = %controller::describe(env), resource = %desired.name, id = %observed.id, "created (or found, after a crash)");
+                        // Recorded at once: a crash after this line loses nothing.
+                        progress.resource(desired.kind, &desired.name, Some(&observed), None);
+                        progress.save().await?;
+                        observed
+                    }
+                    Err(error) => {
+                        progress.resource(
+                            desired.kind,
+                            &desired.name,
+                            None,
+                            Some(error.to_string()),
+                        );
+                        return progress.failed(error).await;
+                    }
+                }
+            }
+        };
+        if !is_ready(desired.kind, &observed.state) {
+            pending.push(format!(
+                "{} {} is {}",
+                desired.kind, desired.name, observed.state
+            ));
+        }
+        if desired.kind == ResourceKind::DbInstance {
+            database = Some(observed.clone());
+        }
+        ids.insert(desired.name.clone(), observed.id.clone());
+        progress.resource(desired.kind, &desired.name, Some(&observed), None);
+    }
+    // Instances beyond the profile (clusterSize went down) are removed; only a spec
+    // change or drift can leave any.
+    let planned: BTreeSet<&str> = plan.resources.iter().map(|d| d.name.as_str()).collect();
+    let inventory = if trust_status {
+        Ok(Inventory::default())
+    } else {
+        cloud.inventory(&request.region).await
+    };
+    match inventory {
+        Ok(inventory) => {
+            for (kind, observed) in inventory.iter() {
+                let ours = observed.tags.get(tags::ENVIRONMENT_UID) == Some(&request.uid);
+                let name = observed.tags.get(tags::NAME).cloned().unwrap_or_default();
+                if ours && *kind == ResourceKind::Instance && !planned.contains(name.as_str()) {
+                    match aws.delete(*kind, observed).await {
+                        Ok(_) => {
+                            info!(environment = %controller::describe(env), resource = %name, "removed: no longer in the profile")
+                        }
+                        Err(error) => return progress.failed(error).await,
+                    }
+                }
+            }
+        }
+        Err(error) => return progress.failed(error).await,
+    }
+    progress
+        .status
+        .resources
+        .retain(|r| planned.contains(r.name.as_str()));
+    progress
+        .status
+        .resources
+        .sort_by_key(|r| plan.resources.iter().position(|d| d.name == r.name));
+
+    if let Some(database) = &database {
+        fill_connection_secret(ctx, &secret, database, &plan, &ids).await?;
+    }
+    progress.clear(RECOVERABLE);
+    progress.condition(SYNCED, Status::True, "Synced", "the cloud matches the spec");
+    if pending.is_empty() {
+        progress.status.phase = Some(Phase::Ready);
+        progress.condition(
+            READY,
+            Status::True,
+            "Available",
+            format!("{} cloud resources available", plan.resources.len()),
+        );
+    } else {
+        progress.condition(READY, Status::False, "Provisioning", pending.join("; "));
+    }
+    progress.save().await?;
+    if !pending.is_empty() {
+        // Looked at again with a backoff that restarts whenever the set of pending
+        // resources changes (controller::error_policy): a database that takes ten
+        // minutes costs a few dozen describes, not two hundred.
+        return Err(Error::Pending(format!(
+            "{}: {}",
+            controller::describe(env),
+            pending.join("; ")
+        )));
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether a resource in this cloud state is usable.
+pub(super) fn is_ready(kind: ResourceKind, state: &str) -> bool {
+    match kind {
+        ResourceKind::DbInstance => state == "available",
+        ResourceKind::Instance => state == "running",
+        _ => matches!(state, "available" | "Complete" | "" | "created"),
+    }
+}

@@ -1,0 +1,100 @@
+//! What every environment reconcile shares: AWS clients per region, and the one shared
+//! inventory listing per region at a time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::ResourceExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::Store;
+use pave_api::DeveloperEnvironment;
+use pave_cloud::aws::Aws;
+use pave_cloud::config::OperatorConfig;
+use pave_cloud::{CloudError, Observed, ResourceKind};
+use tokio::sync::{Mutex, Notify};
+
+/// What every environment reconcile shares.
+pub struct Cloud {
+    pub(super) config: Arc<OperatorConfig>,
+    pub(super) cluster_id: String,
+    pub(super) endpoint: Option<String>,
+    pub(super) clients: Mutex<HashMap<String, Arc<Aws>>>,
+    /// Each region's latest inventory (see [`Cloud::inventory`]).
+    pub(super) inventories: Mutex<HashMap<String, Arc<Mutex<Option<Listing>>>>>,
+    /// The address blocks in use, by region and environment UID (see `cidr_for`).
+    pub(super) cidrs: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    /// Regions that have (or had) environments: where the sweeper and drift check look.
+    pub(super) regions: std::sync::Mutex<BTreeSet<String>>,
+    /// Wakes the sweeper (a Background deletion wants it now).
+    pub(super) sweep_now: Notify,
+    /// Environments (by UID) the drift check found out of line: their next reconcile
+    /// looks at the cloud again instead of trusting status.
+    pub(super) drifted: std::sync::Mutex<BTreeSet<String>>,
+    pub(super) store: Store<DeserializeGuard<DeveloperEnvironment>>,
+}
+
+/// A region's cloud resources of this cluster, by kind in creation order.
+pub(super) type Inventory = Arc<Vec<(ResourceKind, Observed)>>;
+
+/// One inventory of a region, and when it was asked of the cloud.
+pub(super) struct Listing {
+    started: Instant,
+    result: Result<Inventory, CloudError>,
+}
+
+impl Cloud {
+    pub(super) async fn client(&self, region: &str) -> Arc<Aws> {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(region) {
+            return client.clone();
+        }
+        let client = Arc::new(Aws::connect(region, self.endpoint.as_deref()).await);
+        clients.insert(region.to_owned(), client.clone());
+        self.regions
+            .lock()
+            .expect("not poisoned")
+            .insert(region.to_owned());
+        client
+    }
+
+    /// Every resource of this cluster in `region` (see [`Aws::inventory`]), as listed
+    /// by a listing that started no earlier than this call: as fresh as a listing of
+    /// one's own, but shared. Listings of a region run one at a time, and everyone who
+    /// asked while one was running shares the next; so 200 environments being deleted
+    /// at once cost one listing per round, not one each, and moto (which lists in time
+    /// proportional to the account's size) stays responsive.
+    pub(super) async fn inventory(&self, region: &str) -> Result<Inventory, CloudError> {
+        let asked = Instant::now();
+        let slot = self
+            .inventories
+            .lock()
+            .await
+            .entry(region.to_owned())
+            .or_default()
+            .clone();
+        let mut latest = slot.lock().await;
+        if let Some(listing) = latest.as_ref()
+            && listing.started >= asked
+        {
+            return listing.result.clone();
+        }
+        let started = Instant::now();
+        let aws = self.client(region).await;
+        let result = aws.inventory(&self.cluster_id).await.map(Arc::new);
+        *latest = Some(Listing {
+            started,
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// Every environment the cluster has, by UID.
+    pub(super) fn environment_uids(&self) -> BTreeSet<String> {
+        self.store
+            .state()
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok().and_then(|e| e.uid()))
+            .collect()
+    }
+}

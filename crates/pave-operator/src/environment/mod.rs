@@ -1,0 +1,175 @@
+//! The environment controller (field manager `pave-environments`): provisions a
+//! DeveloperEnvironment's VPC, subnets, security groups, database and instances on
+//! AWS, keeps them in line with the spec, and tears them down when it is deleted.
+//!
+//! A reconcile is a pipeline: read the spec → check guardrails and tenancy (pure,
+//! `pave_cloud::policy`) → plan (pure, `pave_cloud::plan`) → bring each planned
+//! resource into existence in order, recording its id in status as soon as the cloud
+//! gives one → write status. Every step is safe to repeat after a crash: resources are
+//! found by their deterministic name tag before anything is created, instances carry a
+//! client token, and the database password is in the connection secret before the
+//! database exists.
+//!
+//! Deletion is driven by a finalizer: `Foreground` keeps the object in phase
+//! Deleting, removing resources in reverse order and waiting for each kind to be gone;
+//! `Background` releases the object at once and wakes the sweeper, which deletes
+//! tagged resources whose environment no longer exists (and so also repairs leaks
+//! after a crash); `Orphan` tags the resources so the sweeper leaves them alone.
+//!
+//! While the cloud works (an instance starting, a database creating or being deleted)
+//! the environment is looked at again with a backoff (1, 2, 4, 8, then every 15 s),
+//! which starts over when something moved.
+//!
+//! At rest nothing is polled per environment: the drift check lists each region once
+//! per resync interval (one describe per resource type) and reconciles only the
+//! environments whose resources drifted. Every listing of a region (drift check,
+//! sweeper, deletions, the first address-block allocation) goes through one shared
+//! listing at a time, so 200 environments deleted at once share listings instead of
+//! making one each. `status.lastDriftCheck` moves when a
+//! reconcile corrects drift (each correction is also an Event), not on every resync:
+//! a resync that finds nothing writes nothing.
+//!
+//! One file per concern, in the order a reconcile meets them:
+//! - `guardrails`: the request as the policy check sees it, and the cluster facts it needs;
+//! - `addresses`: the environment's address block;
+//! - `secret`: the connection secret (password before the database, endpoint after);
+//! - `apply`: provisioning, the pipeline itself; `progress`: the status it builds;
+//! - `teardown`: deletion under the finalizer; `sweeper`: what no environment owns;
+//! - `drift`: the per-resync comparison of the cloud with each plan;
+//! - `cloud`: AWS clients and the shared per-region inventory.
+
+mod addresses;
+mod apply;
+mod cloud;
+mod drift;
+mod guardrails;
+mod progress;
+mod secret;
+mod sweeper;
+mod teardown;
+
+use addresses::{CIDR_TAG, cidr_for};
+use apply::apply;
+use cloud::{Cloud, Inventory};
+use drift::drift_check;
+use guardrails::{policy_context, request_of};
+use progress::Progress;
+use secret::{connection_secret, fill_connection_secret};
+use sweeper::sweeper;
+use teardown::{Teardown, cleanup, owned_by, teardown};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use pave_api::DeveloperEnvironment;
+use pave_cloud::config::OperatorConfig;
+use tokio::sync::{Mutex, Notify};
+
+use crate::controller::{self, Context, Observed as ObservedStatus, Shared};
+use crate::error::Error;
+
+pub const NAME: &str = "pave-environments";
+
+/// The finalizer that keeps an environment until its cloud resources are handled.
+pub const FINALIZER: &str = "platform.pave.dev/cloud-resources";
+
+/// The annotation a namespace sets to accept connection secrets from others.
+pub const ACCEPT_SECRETS: &str = "platform.pave.dev/accept-connection-secrets-from";
+
+/// How many environments are reconciled at once.
+const CONCURRENCY: u16 = 16;
+
+/// How soon the sweeper looks again at resources still being deleted.
+const PENDING_POLL: Duration = Duration::from_secs(3);
+
+impl ObservedStatus for DeveloperEnvironment {
+    fn observed(&self) -> (Option<i64>, &[Condition]) {
+        self.status
+            .as_ref()
+            .map_or((None, &[]), |s| (s.observed_generation, &s.conditions))
+    }
+}
+
+pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String) {
+    let (reader, writer) = reflector::store::<DeserializeGuard<DeveloperEnvironment>>();
+    let environments = watcher(
+        Api::<DeserializeGuard<DeveloperEnvironment>>::all(shared.client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects();
+    let cloud = Arc::new(Cloud {
+        config,
+        cluster_id,
+        endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
+        clients: Mutex::default(),
+        inventories: Mutex::default(),
+        cidrs: Mutex::default(),
+        regions: std::sync::Mutex::default(),
+        sweep_now: Notify::new(),
+        drifted: std::sync::Mutex::default(),
+        store: reader.clone(),
+    });
+    let (drifted_tx, drifted) =
+        mpsc::unbounded::<ObjectRef<DeserializeGuard<DeveloperEnvironment>>>();
+    // Bounded, so a burst of new environments does not flood the cloud's API.
+    let controller = Controller::for_stream(environments, reader)
+        .reconcile_on(drifted)
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let reconcile = {
+        let cloud = cloud.clone();
+        move |obj: Arc<DeserializeGuard<DeveloperEnvironment>>, ctx: Arc<Context>| {
+            let cloud = cloud.clone();
+            async move { reconcile(obj, ctx, cloud).await }
+        }
+    };
+    let background = async move {
+        tokio::select! {
+            () = sweeper(cloud.clone()) => {}
+            () = drift_check(cloud.clone(), drifted_tx) => {}
+        }
+    };
+    controller::run_with_background(shared, NAME, controller, reconcile, background).await;
+}
+
+async fn reconcile(
+    obj: Arc<DeserializeGuard<DeveloperEnvironment>>,
+    ctx: Arc<Context>,
+    cloud: Arc<Cloud>,
+) -> Result<Action, Error> {
+    let environment = ctx.accept(&obj).await?;
+    let namespace = environment.namespace().unwrap_or_default();
+    let api = Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &namespace);
+    finalizer(
+        &api,
+        FINALIZER,
+        Arc::new(environment.clone()),
+        |event| async {
+            match event {
+                Finalizer::Apply(env) => apply(&env, &ctx, &cloud).await,
+                Finalizer::Cleanup(env) => cleanup(&env, &ctx, &cloud).await,
+            }
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// The environment's UID; the API server always sets it.
+fn uid_of(env: &DeveloperEnvironment) -> String {
+    env.uid().unwrap_or_default()
+}

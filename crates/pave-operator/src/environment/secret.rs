@@ -1,0 +1,232 @@
+//! The connection secret: the database password, stored before the database exists,
+//! and where to connect once it does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use pave_api::DeveloperEnvironment;
+use pave_cloud::{Observed, Plan, ResourceKind};
+
+use super::uid_of;
+use crate::controller::Context;
+use crate::error::Error;
+
+/// The connection secret's coordinates and the database password in it.
+pub(super) struct ConnectionSecret {
+    pub(super) name: String,
+    pub(super) namespace: String,
+    pub(super) password: String,
+}
+
+/// Finds or creates the connection secret; a new one gets a generated password.
+pub(super) async fn connection_secret(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+    plan: &Plan,
+) -> Result<ConnectionSecret, Error> {
+    let own = env.namespace().unwrap_or_default();
+    let namespace = env
+        .spec
+        .write_connection_secrets_to_namespace
+        .clone()
+        .unwrap_or_else(|| own.clone());
+    let name = format!("{}-connection", env.name_any());
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let kube = |action| move |source| Error::Kube { action, source };
+    if let Some(existing) = api
+        .get_opt(&name)
+        .await
+        .map_err(kube("read the connection secret"))?
+    {
+        let password = existing
+            .data
+            .as_ref()
+            .and_then(|d| d.get("password"))
+            .map(|p| String::from_utf8_lossy(&p.0).into_owned());
+        if let Some(password) = password {
+            return Ok(ConnectionSecret {
+                name,
+                namespace,
+                password,
+            });
+        }
+    }
+    let password = generate_password();
+    let mut data = BTreeMap::new();
+    data.insert("password".to_owned(), password.clone());
+    data.insert("username".to_owned(), plan_username(plan));
+    data.insert(
+        "engine".to_owned(),
+        serde_json::to_value(env.spec.parameters.db_engine)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    );
+    let mut secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                "platform.pave.dev/environment".to_owned(),
+                env.name_any(),
+            )])),
+            ..Default::default()
+        },
+        string_data: Some(data),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    // Owned (and garbage-collected with the environment) when in the same namespace;
+    // owner references cannot cross namespaces.
+    if namespace == own {
+        secret.metadata.owner_references = Some(vec![owner_reference(env)]);
+    }
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => {}
+        // Another reconcile created it a moment ago: read its password instead.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api
+                .get(&name)
+                .await
+                .map_err(kube("read the connection secret"))?;
+            let password = existing
+                .data
+                .as_ref()
+                .and_then(|d| d.get("password"))
+                .map(|p| String::from_utf8_lossy(&p.0).into_owned())
+                .unwrap_or_default();
+            return Ok(ConnectionSecret {
+                name,
+                namespace,
+                password,
+            });
+        }
+        Err(source) => {
+            return Err(Error::Kube {
+                action: "create the connection secret",
+                source,
+            });
+        }
+    }
+    Ok(ConnectionSecret {
+        name,
+        namespace,
+        password,
+    })
+}
+
+pub(super) fn plan_username(plan: &Plan) -> String {
+    plan.resources
+        .iter()
+        .find_map(|d| match &d.spec {
+            pave_cloud::ResourceSpec::DbInstance { username, .. } => Some(username.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Adds where to connect, once the database has an endpoint.
+pub(super) async fn fill_connection_secret(
+    ctx: &Context,
+    secret: &ConnectionSecret,
+    database: &Observed,
+    plan: &Plan,
+    ids: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let Some((host, port)) = &database.endpoint else {
+        return Ok(());
+    };
+    let (database_name, engine) = plan
+        .resources
+        .iter()
+        .find_map(|d| match &d.spec {
+            pave_cloud::ResourceSpec::DbInstance {
+                database_name,
+                engine,
+                ..
+            } => Some((database_name.clone(), engine.clone())),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut data = BTreeMap::from([
+        ("host".to_owned(), host.clone()),
+        ("port".to_owned(), port.to_string()),
+        ("endpoint".to_owned(), format!("{host}:{port}")),
+        ("database".to_owned(), database_name),
+        ("engine".to_owned(), engine),
+        ("username".to_owned(), plan_username(plan)),
+    ]);
+    for desired in &plan.resources {
+        let key = match desired.kind {
+            ResourceKind::Vpc => "vpcId".to_owned(),
+            ResourceKind::Subnet => format!(
+                "subnetId-{}",
+                desired.name.rsplit('-').next().unwrap_or_default()
+            ),
+            ResourceKind::SecurityGroup => format!(
+                "securityGroupId-{}",
+                desired.name.rsplit('-').next().unwrap_or_default()
+            ),
+            ResourceKind::Instance => format!(
+                "instanceId-{}",
+                desired.name.rsplit('-').next().unwrap_or_default()
+            ),
+            _ => continue,
+        };
+        if let Some(id) = ids.get(&desired.name) {
+            data.insert(key, id.clone());
+        }
+    }
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &secret.namespace);
+    let current = api.get(&secret.name).await.map_err(|source| Error::Kube {
+        action: "read the connection secret",
+        source,
+    })?;
+    let unchanged = data.iter().all(|(k, v)| {
+        current
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .is_some_and(|b| b.0 == v.as_bytes())
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"stringData": data});
+    api.patch(&secret.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Kube {
+            action: "fill in the connection secret",
+            source,
+        })?;
+    Ok(())
+}
+
+pub(super) fn owner_reference(env: &DeveloperEnvironment) -> OwnerReference {
+    OwnerReference {
+        api_version: pave_api::environment::DeveloperEnvironment::api_version(&()).into_owned(),
+        kind: "DeveloperEnvironment".into(),
+        name: env.name_any(),
+        uid: uid_of(env),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// 32 characters from the operating system's random source; RDS accepts letters and
+/// digits in every engine.
+pub(super) fn generate_password() -> String {
+    use std::io::Read;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("the OS random source is readable");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
