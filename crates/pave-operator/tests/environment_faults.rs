@@ -12,6 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::devenv::{condition, get_environment, uid_of};
 use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
 use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, Seen, When};
@@ -92,29 +93,6 @@ fn environment(ns: &str, name: &str, region: &str) -> Value {
             "compositeDeletePolicy": "Foreground",
         },
     })
-}
-
-fn get(env: &TestEnv, args: &[&str]) -> Option<Value> {
-    serde_json::from_str(&env.run_kubectl(args).ok()?).ok()
-}
-
-fn get_environment(env: &TestEnv, ns: &str, name: &str) -> Option<Value> {
-    get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])
-}
-
-fn uid_of(env: &TestEnv, ns: &str, name: &str) -> String {
-    eventually(Duration::from_secs(10), "the environment's uid", || {
-        get_environment(env, ns, name)?["metadata"]["uid"]
-            .as_str()
-            .map(str::to_owned)
-    })
-}
-
-fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
 }
 
 /// What moto holds in `region`, as boto3 sees it: `all` lists every VPC, subnet,

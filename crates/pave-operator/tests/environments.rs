@@ -7,9 +7,10 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::devenv::{cloud, count, environment, get, total, wait_phase};
 use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Short intervals so the sweeper and drift check act within a test.
 const CONFIG: &str = "
@@ -45,86 +46,6 @@ impl Drop for LogOnPanic {
             }
         }
     }
-}
-
-fn environment(ns: &str, name: &str, parameters: Value, extra: Value) -> Value {
-    let mut env = json!({
-        "apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"parameters": parameters},
-    });
-    if let (Some(spec), Some(extra)) = (env["spec"].as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    env
-}
-
-fn get(env: &TestEnv, args: &[&str]) -> Option<Value> {
-    serde_json::from_str(&env.run_kubectl(args).ok()?).ok()
-}
-
-fn wait_phase(env: &TestEnv, ns: &str, name: &str, phase: &str) -> Value {
-    eventually(
-        Duration::from_secs(60),
-        &format!("{name} in phase {phase}"),
-        || {
-            let obj = get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])?;
-            (obj["status"]["phase"] == phase).then_some(obj)
-        },
-    )
-}
-
-/// Every resource moto holds for the environment with this UID, as boto3 sees it:
-/// `{kind: [{id, tags, ...}]}`.
-fn cloud(env: &TestEnv, region: &str, uid: &str) -> Value {
-    let program = format!(
-        r#"
-import json, boto3
-region, uid = {region:?}, {uid:?}
-ec2 = boto3.client("ec2", region_name=region)
-rds = boto3.client("rds", region_name=region)
-flt = [{{"Name": "tag:pave.dev/environment-uid", "Values": [uid]}}]
-tags = lambda ts: {{t["Key"]: t["Value"] for t in ts or []}}
-out = {{
-  "VPC": [{{"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v.get("Tags"))}} for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]],
-  "Subnet": [{{"id": s["SubnetId"], "az": s["AvailabilityZone"], "tags": tags(s.get("Tags"))}} for s in ec2.describe_subnets(Filters=flt)["Subnets"]],
-  "SecurityGroup": [{{"id": g["GroupId"], "ingress": g["IpPermissions"], "tags": tags(g.get("Tags"))}} for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]],
-  "Instance": [{{"id": i["InstanceId"], "type": i["InstanceType"], "tags": tags(i.get("Tags"))}}
-               for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
-               if i["State"]["Name"] not in ("terminated", "shutting-down")],
-  "DBInstance": [], "DBSubnetGroup": [],
-}}
-for d in rds.describe_db_instances()["DBInstances"]:
-    t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
-    if t.get("pave.dev/environment-uid") == uid:
-        out["DBInstance"].append({{"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "storage": d["AllocatedStorage"], "tags": t}})
-for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
-    t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
-    if t.get("pave.dev/environment-uid") == uid:
-        out["DBSubnetGroup"].append({{"id": g["DBSubnetGroupName"], "tags": t}})
-print(json.dumps(out))
-"#
-    );
-    serde_json::from_str(&env.boto3(&program).expect("boto3 against moto"))
-        .expect("JSON from boto3")
-}
-
-fn count(cloud: &Value, kind: &str) -> usize {
-    cloud[kind].as_array().map_or(0, Vec::len)
-}
-
-fn total(cloud: &Value) -> usize {
-    [
-        "VPC",
-        "Subnet",
-        "SecurityGroup",
-        "Instance",
-        "DBInstance",
-        "DBSubnetGroup",
-    ]
-    .iter()
-    .map(|k| count(cloud, k))
-    .sum()
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! child process, and small polling and kubectl helpers.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod devenv;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
