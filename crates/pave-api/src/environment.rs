@@ -1,7 +1,7 @@
 //! `DeveloperEnvironment`: a self-service cloud environment (network, compute and a
 //! database on AWS), optionally deployed to by an Argo CD application.
 //!
-//! Decisions where DESIGN.md is silent, written down here:
+//! Decisions the design (docs/design.md) leaves to this module:
 //! - `clusterSize` defaults to `none` (no instances), like `dbSize`, which means "no
 //!   database" when omitted: an environment costs nothing it did not ask for.
 //! - `dbStorageGiB` is bounded to 20..=65536, RDS's own limits for gp storage.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "Scorecard",
     status = "ScorecardStatus",
-    // DESIGN.md names `sc`, but every cluster already has StorageClass's `sc`, and
+    // The design names `sc`, but every cluster already has StorageClass's `sc`, and
     // kubectl prefers the built-in; `scard` is the short name that always works.
     shortname = "sc",
     shortname = "scard",

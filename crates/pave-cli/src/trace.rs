@@ -7,7 +7,7 @@
 //! in [`run`]; what is shown is decided by the pure [`render`] and [`report`], which
 //! the unit tests drive with constructed objects.
 //!
-//! Decisions where DESIGN.md is silent:
+//! Decisions the design (docs/design.md) leaves to this module:
 //! - Everything comes from the environment's status, written by the operator; trace
 //!   never asks AWS or Argo CD itself, so it needs no cloud credentials and shows
 //!   exactly what the operator last saw.

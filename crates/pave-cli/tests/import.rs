@@ -1,5 +1,6 @@
 //! `kubectl pave import` as users run it: the built `kubectl-pave` binary on the
-//! fixtures in `tests/fixtures/`, checking stdout, stderr and the exit status.
+//! article's Backstage file in `examples/backstage/` and the fixtures in
+//! `tests/fixtures/`, checking stdout, stderr and the exit status.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +11,14 @@ fn fixture(name: &str) -> String {
         .iter()
         .collect();
     path.to_str().expect("the fixture path is UTF-8").to_owned()
+}
+
+/// The article's `catalog-info.yaml`, as Backstage users have it.
+fn article() -> String {
+    format!(
+        "{}/../../examples/backstage/catalog-info.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// Runs `kubectl-pave import ARGS...` with `stdin` on its standard input.
@@ -37,7 +46,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn the_articles_catalog_info_becomes_the_expected_component() {
-    let out = import(&[&fixture("catalog-info.yaml")], "");
+    let out = import(&[&article()], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
     let expected = std::fs::read_to_string(fixture("catalog-info.pave.yaml")).unwrap();
@@ -46,7 +55,7 @@ fn the_articles_catalog_info_becomes_the_expected_component() {
 
 #[test]
 fn standard_input_is_read_for_a_dash_and_the_namespace_can_be_set() {
-    let article = std::fs::read_to_string(fixture("catalog-info.yaml")).unwrap();
+    let article = std::fs::read_to_string(article()).unwrap();
     let out = import(&["--namespace", "team-payments", "-"], &article);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let expected = std::fs::read_to_string(fixture("catalog-info.pave.yaml"))
@@ -56,6 +65,23 @@ fn standard_input_is_read_for_a_dash_and_the_namespace_can_be_set() {
             "  name: payment-service\n  namespace: team-payments\n",
         );
     assert_eq!(text(&out.stdout), expected);
+}
+
+#[test]
+fn the_articles_catalog_info_imports_as_the_component_in_examples() {
+    let out = import(&["--namespace", "team-payments", &article()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let imported: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let example = format!(
+        "{}/../../examples/catalog-payment-service.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let applied: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    assert_eq!(
+        imported, applied,
+        "examples/catalog-payment-service.yaml says it is what the import makes of the article's file"
+    );
 }
 
 #[test]
@@ -86,7 +112,7 @@ fn only_components_come_out_of_a_file_with_other_kinds() {
 fn bad_input_prints_nothing_on_stdout_and_fails() {
     let bad = fixture("bad.yaml");
     // A good file before the bad one must not be printed either.
-    let out = import(&[&fixture("catalog-info.yaml"), &bad], "");
+    let out = import(&[&article(), &bad], "");
     assert!(!out.status.success());
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);

@@ -12,6 +12,10 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+fn example(name: &str) -> String {
+    format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 #[test]
 fn imported_components_pass_server_side_validation() {
     let env = TestEnv::shared();
@@ -19,7 +23,10 @@ fn imported_components_pass_server_side_validation() {
 
     let imported = Command::new(env!("CARGO_BIN_EXE_kubectl-pave"))
         .args(["import", "--namespace", namespace.name()])
-        .args([fixture("catalog-info.yaml"), fixture("multi-kind.yaml")])
+        .args([
+            example("backstage/catalog-info.yaml"),
+            fixture("multi-kind.yaml"),
+        ])
         .output()
         .expect("kubectl-pave starts");
     assert!(

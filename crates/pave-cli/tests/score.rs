@@ -1,11 +1,8 @@
-//! `kubectl pave score` on the article's files as they are: the bare Port scorecard
-//! and the Backstage catalog-info.yaml, and on pave's own objects from examples/.
+//! `kubectl pave score` on the article's files as they are (the bare Port scorecard in
+//! `examples/port/`, the Backstage catalog-info.yaml in `examples/backstage/`), and on
+//! pave's own objects from `examples/`.
 
 use std::process::{Command, Output};
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn example(name: &str) -> String {
     format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -23,8 +20,8 @@ fn score(args: &[&str]) -> Output {
 fn the_articles_files_score_basic_with_the_runbook_blocking_silver() {
     let out = score(&[
         "--scorecard",
-        &fixture("port-scorecard.yaml"),
-        &fixture("catalog-info.yaml"),
+        &example("port/service-maturity.yaml"),
+        &example("backstage/catalog-info.yaml"),
     ]);
     assert!(
         out.status.success(),

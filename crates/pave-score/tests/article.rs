@@ -1,12 +1,12 @@
-//! The article's scorecard (`fixtures/port-scorecard.yaml`, copied from the seed) on
-//! the article's payment-service, and Port's current format.
+//! The article's scorecard (`examples/port/service-maturity.yaml`, as Port writes it)
+//! on the article's payment-service, and Port's current format.
 
 use std::collections::BTreeMap;
 
 use pave_score::{Entity, Operator, ScoreError, Scorecard, evaluate, selects};
 use serde_json::json;
 
-const ARTICLE_SCORECARD: &str = include_str!("fixtures/port-scorecard.yaml");
+const ARTICLE_SCORECARD: &str = include_str!("../../../examples/port/service-maturity.yaml");
 
 /// The article's catalog-info.yaml, as the operator would fill an Entity. It has no
 /// runbook_url.

@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
 # `make demo`: starts the test bed (control plane + moto), installs the CRDs, runs the
 # operator, applies examples/, prints what pave knows, and stays up until Ctrl-C.
+#
+#   PAVE_DEMO_BIN=DIR   use pave-testenv, pave-operator and kubectl-pave from DIR
+#                       instead of building them (tests/readme.rs runs the demo so)
+#   PAVE_DEMO_DIR=DIR   the state dir: kubeconfig, env file, logs (default
+#                       $PAVE_CACHE_DIR/demo); replaced on every start
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
 CACHE="${PAVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pave}"
 STATE="${PAVE_DEMO_DIR:-$CACHE/demo}"
 TARGET="${CARGO_TARGET_DIR:-target}"
-started_ms=$(( $(date +%s%N) / 1000000 ))
 
 die() { echo "demo: $*" >&2; exit 1; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+seconds_since() { local ms=$(( $(now_ms) - $1 )); echo "$((ms / 1000)).$(( (ms % 1000) / 100 ))s"; }
 
-command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install Rust 1.94 or newer with rustup and run again"
-echo "demo: building pave (cargo build)" >&2
-cargo build -q -p pave-testenv -p pave-operator -p pave-cli || die "cargo build failed: see the errors above"
-BIN="$(cd "$TARGET/debug" && pwd)"
+if [ -n "${PAVE_DEMO_BIN:-}" ]; then
+  BIN="$(cd "$PAVE_DEMO_BIN" && pwd)" || die "PAVE_DEMO_BIN=$PAVE_DEMO_BIN is not a directory"
+  for bin in pave-testenv pave-operator kubectl-pave; do
+    [ -x "$BIN/$bin" ] || die "$BIN/$bin is missing: run cargo build --workspace, or unset PAVE_DEMO_BIN"
+  done
+  built="no build (binaries from $BIN)"
+else
+  command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install Rust 1.94 or newer with rustup and run again"
+  echo "demo: building pave (cargo build)" >&2
+  build_started=$(now_ms)
+  cargo build -q -p pave-testenv -p pave-operator -p pave-cli || die "cargo build failed: see the errors above"
+  built="built in $(seconds_since "$build_started")"
+  echo "demo: $built" >&2
+  BIN="$(cd "$TARGET/debug" && pwd)"
+fi
 
 # A demo left running in another terminal owns the state dir; a stale one is replaced.
 if [ -f "$STATE/testenv.pid" ] && kill -0 "$(cat "$STATE/testenv.pid")" 2>/dev/null; then
@@ -33,6 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+testbed_started=$(now_ms)
 "$BIN/pave-testenv" up --crds crds --state-dir "$STATE" --keep >"$STATE/testenv.out" 2>&1 &
 pids+=($!)
 echo "${pids[0]}" >"$STATE/testenv.pid"
@@ -70,27 +88,28 @@ kubectl get pave -A
 echo
 echo "== the catalog: what resolves, what does not, and who depends on whom"
 kubectl get comp -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].reason,IMPACT:.status.impact,UNRESOLVED:.status.unresolvedRefs[*]'
-elapsed_ms=$(( $(date +%s%N) / 1000000 - started_ms ))
-elapsed="$((elapsed_ms / 1000)).$(( (elapsed_ms % 1000) / 100 ))"
+to_catalog=$(seconds_since "$testbed_started")
 echo
 echo "== kubectl pave trace devenv -n team-payments feature-payment-v2-env"
 kubectl pave trace devenv -n team-payments feature-payment-v2-env || true
 echo
-echo "== kubectl pave score (offline, the article's files)"
-kubectl pave score --scorecard ../shared/seed/manifests/port-scorecard.yaml ../shared/seed/manifests/catalog-info.yaml 2>/dev/null \
-  || kubectl pave score --scorecard examples/scorecard-service-maturity.yaml examples/catalog-payment-service.yaml
+echo "== kubectl pave score --scorecard examples/port/service-maturity.yaml examples/backstage/catalog-info.yaml"
+kubectl pave score --scorecard examples/port/service-maturity.yaml examples/backstage/catalog-info.yaml || true
+# Every command below is also in README.md's "Things to try", and tests/readme.rs
+# checks that it is.
 cat <<TXT
 
-pave is running (first catalog after ${elapsed}s). In another terminal:
+pave is running: $built; test bed start to first catalog $to_catalog.
+In another terminal, from $(pwd):
 
   export KUBECONFIG=$KUBECONFIG PATH=$PAVE_TESTBED_BIN:$BIN:\$PATH
   kubectl get pave -A
-  kubectl describe comp -n team-payments payment-service   # relations, and what dangles
-  kubectl pave import ../shared/seed/manifests/catalog-info.yaml   # Backstage → pave
+  kubectl describe comp -n team-payments payment-service
+  kubectl pave import examples/backstage/catalog-info.yaml
+  kubectl pave trace devenv -n team-payments feature-payment-v2-env
   kubectl explain devenv.spec.parameters
-  kubectl pave crds | head
 
-AWS (moto) answers at $AWS_ENDPOINT_URL. Logs: $STATE (operator.log, etcd.log, ...).
-Ctrl-C stops everything.
+More in README.md, "Things to try". AWS (moto) answers at $AWS_ENDPOINT_URL.
+Logs: $STATE (operator.log, etcd.log, ...). Ctrl-C stops everything.
 TXT
 wait "${pids[0]}"

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const ARTICLE: &str = include_str!("../../tests/fixtures/catalog-info.yaml");
+const ARTICLE: &str = include_str!("../../../../examples/backstage/catalog-info.yaml");
 
 fn source(name: &str, text: &str) -> Source {
     Source {
