@@ -51,9 +51,13 @@ pub struct Args {
     pub log_format: LogFormat,
 
     /// Names this cluster in the tags of cloud resources, so several clusters can share
-    /// an AWS account without taking each other's resources.
-    #[arg(long, env = "PAVE_CLUSTER_ID", default_value = "pave")]
-    pub cluster_id: String,
+    /// an AWS account without taking each other's resources. Default: `k8s-` and the
+    /// UID of this cluster's `kube-system` namespace, which is unique per cluster and
+    /// stable across restarts (a fixed default would let two clusters on defaults in
+    /// one account sweep each other's resources). Operators that tagged resources with
+    /// an earlier default keep them by setting it explicitly (`pave` before 0.1).
+    #[arg(long, env = "PAVE_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
 
     /// The operator configuration (guardrails, profiles, CIDR pool, intervals) as YAML;
     /// every field has a documented default (examples/operator-config.yaml).
@@ -95,6 +99,10 @@ pub enum Fatal {
     ShutdownTimeout,
     #[error("cannot use the configuration {path}: {error}: fix it and start again")]
     ConfigFile { path: String, error: String },
+    #[error(
+        "cannot read the kube-system namespace to name this cluster: {0}: allow the operator to get namespaces, or set PAVE_CLUSTER_ID, and start again"
+    )]
+    ClusterId(String),
 }
 
 impl Fatal {
@@ -128,7 +136,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), Fatal> {
-    info!(version = env!("CARGO_PKG_VERSION"), cluster_id = %args.cluster_id, "starting");
+    info!(version = env!("CARGO_PKG_VERSION"), "starting");
     let shutdown = shutdown_signal()?;
     let config = Arc::new(load_config(args.config.as_deref())?);
     // A stop signal while the API server is slow to answer still stops at once.
@@ -140,6 +148,11 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
         addr: args.metrics_addr,
         error: e.to_string(),
     })?;
+    let cluster_id = match args.cluster_id {
+        Some(id) => id,
+        None => default_cluster_id(&client).await?,
+    };
+    info!(%cluster_id, "cloud resources are tagged with this cluster id");
     // Tests read the port from this line when they ask for port 0.
     info!("listening on http://{addr}");
 
@@ -163,7 +176,7 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
     let (catalog, triggered) = component::CatalogHandle::new();
     let controllers = futures::future::join3(
         component::run(shared.clone(), catalog.clone(), triggered),
-        environment::run(shared.clone(), config, args.cluster_id.clone()),
+        environment::run(shared.clone(), config, cluster_id),
         scorecard::run(shared, catalog),
     );
     let work = futures::future::join(controllers, server);
@@ -179,6 +192,20 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
         }
         Err(_) => Err(Fatal::ShutdownTimeout),
     }
+}
+
+/// `k8s-<uid of kube-system>`: unique per cluster, stable for its lifetime.
+async fn default_cluster_id(client: &Client) -> Result<String, Fatal> {
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    let namespace = namespaces
+        .get("kube-system")
+        .await
+        .map_err(|e| Fatal::ClusterId(e.to_string()))?;
+    namespace
+        .metadata
+        .uid
+        .map(|uid| format!("k8s-{uid}"))
+        .ok_or_else(|| Fatal::ClusterId("it has no uid".into()))
 }
 
 /// The operator configuration from `path`, or the defaults.

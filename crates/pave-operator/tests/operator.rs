@@ -162,3 +162,44 @@ fn cluster_without_pave_crds_exits_2_naming_the_fix() {
          and start again"
     );
 }
+
+/// Two clusters on defaults in one AWS account must not sweep each other's resources,
+/// so the default cluster id is this cluster's own: the `kube-system` namespace's UID,
+/// which lives as long as the cluster and survives restarts. It is logged at start.
+#[test]
+fn the_default_cluster_id_is_the_kube_system_namespace_uid() {
+    // A control plane of its own: nothing else reconciles there, and its kube-system
+    // UID is not the shared one's.
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let env = TestEnv::start(Options {
+        crd_dir: Some(crds),
+        ..Options::default()
+    })
+    .expect("start a test bed");
+    let uid = env
+        .run_kubectl(&[
+            "get",
+            "namespace",
+            "kube-system",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .expect("kube-system exists");
+    assert_eq!(uid.trim().len(), 36, "{uid}");
+    let expected = format!("cluster_id=k8s-{}", uid.trim());
+    for attempt in ["first start", "after a restart"] {
+        let mut operator = Operator::start_with_default_cluster_id(&env);
+        // Stopped once running: a stop during start-up is another matter.
+        eventually(Duration::from_secs(30), "/readyz answering 200", || {
+            (operator.get("/readyz").0 == 200).then_some(())
+        });
+        eventually(Duration::from_secs(10), "the cluster id in the log", || {
+            let log = operator.log.lock().unwrap();
+            log.lines()
+                .any(|line| line.contains(&expected))
+                .then_some(())
+        });
+        let status = operator.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{attempt}");
+    }
+}

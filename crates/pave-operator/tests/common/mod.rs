@@ -38,6 +38,22 @@ impl Operator {
     /// As [`Operator::start_with_config`], with AWS at `aws_endpoint` (e.g. a
     /// `pave_testenv::FaultProxy` in front of moto).
     pub fn start_with(env: &TestEnv, config: Option<&str>, aws_endpoint: &str) -> Operator {
+        let cluster_id = format!("test-{}", std::process::id());
+        Operator::spawn(env, config, aws_endpoint, Some(&cluster_id))
+    }
+
+    /// As [`Operator::start`], without `PAVE_CLUSTER_ID`: the operator picks its
+    /// default cluster id itself.
+    pub fn start_with_default_cluster_id(env: &TestEnv) -> Operator {
+        Operator::spawn(env, None, &env.moto_endpoint(), None)
+    }
+
+    fn spawn(
+        env: &TestEnv,
+        config: Option<&str>,
+        aws_endpoint: &str,
+        cluster_id: Option<&str>,
+    ) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
         if let Some(config) = config {
             let path = std::env::temp_dir().join(format!(
@@ -57,11 +73,14 @@ impl Operator {
             .env("AWS_ENDPOINT_URL", aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("PAVE_CLUSTER_ID", format!("test-{}", std::process::id()))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        match cluster_id {
+            Some(id) => command.env("PAVE_CLUSTER_ID", id),
+            None => command.env_remove("PAVE_CLUSTER_ID"),
+        };
         // Tied to this process: a shared operator is never dropped.
         let mut child = pave_testenv::spawn_tied(command).expect("spawn pave-operator");
         let log = Arc::new(Mutex::new(String::new()));
@@ -206,8 +225,14 @@ pub fn kubectl_apply(env: &TestEnv, manifest: &Value) {
 static OPERATOR: OnceLock<Operator> = OnceLock::new();
 
 pub fn operator() -> &'static Operator {
+    operator_with_config(None)
+}
+
+/// The shared operator, started with `config` (YAML) if this is the first call; a
+/// test binary passes the same configuration everywhere.
+pub fn operator_with_config(config: Option<&str>) -> &'static Operator {
     OPERATOR.get_or_init(|| {
-        let operator = Operator::start(TestEnv::shared());
+        let operator = Operator::start_with_config(TestEnv::shared(), config);
         eventually(Duration::from_secs(30), "/readyz answering 200", || {
             (operator.get("/readyz").0 == 200).then_some(())
         });
