@@ -42,8 +42,10 @@ pub struct OperatorConfig {
     /// forgotten environment cheap.
     pub allowed_db_classes: Vec<String>,
 
-    /// The longest `spec.ttl` an environment may ask for. Default `168h` (a week);
-    /// `null` removes the limit. Environments without a ttl are not affected.
+    /// The longest `spec.ttl` an environment may ask for, and the ttl of one that asks
+    /// for none (otherwise leaving `ttl` out would bypass the limit). Default `168h` (a
+    /// week); `null` removes the limit, and then environments without a ttl live until
+    /// deleted.
     #[serde(with = "optional_duration")]
     pub max_ttl: Option<Duration>,
 
@@ -84,6 +86,14 @@ pub struct OperatorConfig {
     /// longer exists. Default `5m`.
     #[serde(with = "duration")]
     pub sweep_interval: Duration,
+
+    /// How long a tagged cloud resource must have been seen without a living
+    /// environment before the sweeper deletes it. Default `5m`. The sweeper decides from
+    /// the API server itself, read after the cloud was listed, so this is a second
+    /// guard: a resource is never deleted the first time it looks ownerless. (A
+    /// Background deletion this operator carried out itself is swept without waiting.)
+    #[serde(with = "duration")]
+    pub sweep_grace_period: Duration,
 
     /// Restrictions on environments' Argo CD Applications.
     pub gitops: GitOpsConfig,
@@ -160,6 +170,7 @@ impl Default for OperatorConfig {
             default_ami: Some(EMULATOR_AMI.to_owned()),
             resync_interval: Duration::from_secs(10 * 60),
             sweep_interval: Duration::from_secs(5 * 60),
+            sweep_grace_period: Duration::from_secs(5 * 60),
             gitops: GitOpsConfig::default(),
             db_username: "pave".to_owned(),
             availability_zone_suffixes: vec!["a".to_owned(), "b".to_owned()],
@@ -559,6 +570,7 @@ mod tests {
         assert_eq!(c.ami_for("ap-northeast-2"), Some(EMULATOR_AMI));
         assert_eq!(c.resync_interval, Duration::from_secs(600));
         assert_eq!(c.sweep_interval, Duration::from_secs(300));
+        assert_eq!(c.sweep_grace_period, Duration::from_secs(300));
         assert_eq!(c.gitops.default_project, "default");
         assert_eq!(c.gitops.namespace, "argocd");
         assert_eq!(c.db_username, "pave");

@@ -16,6 +16,7 @@ use serde_json::json;
 const CONFIG: &str = "
 allowedRegions: [ap-northeast-2, us-east-1, eu-west-1]
 sweepInterval: 2s
+sweepGracePeriod: 2s
 resyncInterval: 3s
 ";
 

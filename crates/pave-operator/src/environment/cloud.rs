@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use pave_api::DeveloperEnvironment;
@@ -32,6 +31,10 @@ pub struct Cloud {
     /// looks at the cloud again instead of trusting status.
     pub(super) drifted: std::sync::Mutex<BTreeSet<String>>,
     pub(super) store: Store<DeserializeGuard<DeveloperEnvironment>>,
+    /// What the sweeper remembers between rounds (see `sweeper::Memory`).
+    pub(super) sweep: std::sync::Mutex<HashMap<String, super::sweeper::Memory>>,
+    /// For the sweeper's authoritative read of which environments exist.
+    pub(super) kube: kube::Client,
 }
 
 /// A region's cloud resources of this cluster, by kind in creation order.
@@ -89,12 +92,24 @@ impl Cloud {
         result
     }
 
-    /// Every environment the cluster has, by UID.
-    pub(super) fn environment_uids(&self) -> BTreeSet<String> {
-        self.store
-            .state()
-            .iter()
-            .filter_map(|g| g.0.as_ref().ok().and_then(|e| e.uid()))
-            .collect()
+    /// Records that this operator released environment `uid` itself (a Background
+    /// deletion), so it is certainly gone once the API server no longer has it: the
+    /// sweeper deletes its resources without a grace period. Wakes the sweeper.
+    pub(super) fn released(&self, region: &str, uid: &str) {
+        self.memory(region, |m| m.released.insert(uid.to_owned()));
+        self.sweep_now.notify_one();
+    }
+
+    /// Records that environment `uid` was released with its resources abandoned on
+    /// purpose: this operator's sweeper never deletes them, even where the orphan mark
+    /// could not be written.
+    pub(super) fn abandoned(&self, region: &str, uid: &str) {
+        self.memory(region, |m| m.abandoned.insert(uid.to_owned()));
+    }
+
+    /// The sweeper's memory of `region`.
+    fn memory<T>(&self, region: &str, f: impl FnOnce(&mut super::sweeper::Memory) -> T) -> T {
+        let mut sweep = self.sweep.lock().expect("not poisoned");
+        f(sweep.entry(region.to_owned()).or_default())
     }
 }

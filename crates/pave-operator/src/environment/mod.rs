@@ -119,6 +119,8 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
         sweep_now: Notify::new(),
         drifted: std::sync::Mutex::default(),
         store: reader.clone(),
+        sweep: std::sync::Mutex::default(),
+        kube: shared.client.clone(),
     });
     let (drifted_tx, drifted) =
         mpsc::unbounded::<ObjectRef<DeserializeGuard<DeveloperEnvironment>>>();
