@@ -341,6 +341,16 @@ pub fn repo_matches(url: &str, prefix: &str) -> bool {
     }
 }
 
+/// How long an environment may live: its own `spec.ttl`, or, when it names none,
+/// the operator's `maxTtl` (so leaving `ttl` out does not bypass the limit). `None`:
+/// no limit, or a ttl that does not parse (which [`check`] refuses).
+pub fn effective_ttl(ttl: Option<&str>, config: &OperatorConfig) -> Option<std::time::Duration> {
+    match ttl {
+        Some(ttl) => parse_duration(ttl).ok(),
+        None => config.max_ttl,
+    }
+}
+
 /// When an environment created at `created_unix_secs` expires under `ttl` (Unix
 /// seconds), for `status.expiresAt`. Counted from creation, not from readiness: it can
 /// be computed again at any time from the object alone, a slow provision does not
@@ -684,6 +694,22 @@ mod tests {
                 Forbidden
             ]
         );
+    }
+
+    #[test]
+    fn without_a_ttl_an_environment_gets_the_maximum() {
+        let config = OperatorConfig::default();
+        let week = std::time::Duration::from_secs(168 * 3600);
+        assert_eq!(effective_ttl(None, &config), Some(week));
+        assert_eq!(
+            effective_ttl(Some("2h"), &config),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        let unlimited = OperatorConfig {
+            max_ttl: None,
+            ..OperatorConfig::default()
+        };
+        assert_eq!(effective_ttl(None, &unlimited), None);
     }
 
     #[test]

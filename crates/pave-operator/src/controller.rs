@@ -114,8 +114,28 @@ impl Context {
 impl Context {
     /// Publishes a Normal Event on `obj` (best effort: a failure is only logged).
     pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
+        self.publish(obj, EventType::Normal, reason, note).await;
+    }
+
+    /// Publishes a Warning Event on `obj`: something the user must act on.
+    pub async fn warning<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        note: String,
+    ) {
+        self.publish(obj, EventType::Warning, reason, note).await;
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
-            type_: EventType::Normal,
+            type_,
             reason: reason.into(),
             note: Some(note.chars().take(1000).collect()),
             action: "Reconcile".into(),

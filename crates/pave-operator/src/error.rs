@@ -37,6 +37,12 @@ pub enum Error {
     /// Work under way in the cloud (a deletion in progress): looked at again soon.
     #[error("{0}")]
     Pending(String),
+
+    /// A deletion step failed; the object stays until it succeeds or is released on
+    /// purpose. Retried with the doubling backoff, Terminal causes included: they are
+    /// fixed outside the object (a permission granted, protection switched off).
+    #[error("deletion blocked: {0}")]
+    DeletionBlocked(String),
 }
 
 impl Error {
@@ -49,6 +55,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Cloud(_) => "cloud",
             Error::Pending(_) => "pending",
+            Error::DeletionBlocked(_) => "deletion_blocked",
         }
     }
 

@@ -10,19 +10,23 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use pave_api::DeveloperEnvironment;
-use pave_api::conditions::{READY, RECOVERABLE, SYNCED, Status, TERMINAL};
+use pave_api::conditions::{self, READY, RECOVERABLE, SYNCED, Status, TERMINAL};
 use pave_api::environment::{Phase, SecretRef};
 use pave_cloud::model::tags;
 use pave_cloud::policy::{self, RefusalReason};
 use pave_cloud::{Observed, ResourceKind};
-use tracing::info;
+use tracing::{info, warn};
 
+use super::secret::SecretOutcome;
 use super::{
     CIDR_TAG, Cloud, Inventory, PENDING_POLL, Progress, cidr_for, connection_secret,
     fill_connection_secret, policy_context, request_of,
 };
 use crate::controller::{self, Context};
 use crate::error::Error;
+
+/// How often an environment refused for a foreign connection secret looks again.
+const FOREIGN_SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 pub(super) async fn apply(
     env: &DeveloperEnvironment,
@@ -57,30 +61,32 @@ pub(super) async fn apply(
 
     // TTL: an expired environment deletes itself, by its own policies.
     let mut requeue: Option<Duration> = None;
-    if let Some(ttl) = &env.spec.ttl {
-        let created = env
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(now, |t| t.0);
-        if let Ok(ttl) = pave_cloud::config::parse_duration(ttl) {
-            let expires = created + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::ZERO);
-            progress.status.expires_at = Some(Time(expires));
-            if now >= expires {
-                progress.save().await?;
-                info!(environment = %controller::describe(env), "ttl ran out; deleting");
-                let api =
-                    Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &request.namespace);
-                api.delete(&env.name_any(), &DeleteParams::default())
-                    .await
-                    .map_err(|source| Error::Kube {
-                        action: "delete the expired environment",
-                        source,
-                    })?;
-                return Ok(Action::await_change());
-            }
-            requeue = Some(Duration::try_from(expires.duration_since(now)).unwrap_or(PENDING_POLL));
+    progress.status.expires_at = None;
+    let created = env
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    // A ttl too long for a timestamp means no expiry, never an immediate one.
+    let expires = policy::effective_ttl(env.spec.ttl.as_deref(), &cloud.config)
+        .and_then(|ttl| SignedDuration::try_from(ttl).ok())
+        .and_then(|ttl| created.checked_add(ttl).ok());
+    if let Some(expires) = expires {
+        progress.status.expires_at = Some(Time(expires));
+        if now >= expires {
+            progress.save().await?;
+            info!(environment = %controller::describe(env), "ttl ran out; deleting");
+            let api =
+                Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &request.namespace);
+            api.delete(&env.name_any(), &DeleteParams::default())
+                .await
+                .map_err(|source| Error::Kube {
+                    action: "delete the expired environment",
+                    source,
+                })?;
+            return Ok(Action::await_change());
         }
+        requeue = Some(Duration::try_from(expires.duration_since(now)).unwrap_or(PENDING_POLL));
     }
 
     // A Ready environment whose spec was already acted on, and which the drift check
@@ -92,7 +98,13 @@ pub(super) async fn apply(
         .lock()
         .expect("not poisoned")
         .remove(&request.uid);
-    let ready = progress.written.phase == Some(Phase::Ready);
+    // Ready means the Ready condition says so for this generation, not only the phase:
+    // a spec change whose new instance is still pending, or a retry after a
+    // Recoverable error, must be followed through, not taken for rest.
+    let ready = progress.written.phase == Some(Phase::Ready)
+        && conditions::find(&progress.written.conditions, READY).is_some_and(|c| {
+            c.status == "True" && c.observed_generation == env.metadata.generation
+        });
     if ready && !spec_changed && !drifted {
         cloud
             .regions
@@ -122,7 +134,13 @@ pub(super) async fn apply(
         }
     };
     plan.tags.insert(CIDR_TAG.to_owned(), cidr);
-    if progress.status.phase.is_none() || progress.status.phase == Some(Phase::Failed) {
+    // Provisioning until first Ready; Updating while a later spec change is carried
+    // out (phase Ready stays only for drift corrections, which change nothing asked).
+    let phase = progress.status.phase;
+    if phase.is_none()
+        || phase == Some(Phase::Failed)
+        || (spec_changed && phase == Some(Phase::Ready))
+    {
         progress.status.phase = Some(if progress.status.resources.is_empty() {
             Phase::Provisioning
         } else {
@@ -132,9 +150,25 @@ pub(super) async fn apply(
     progress.clear(TERMINAL);
 
     // The database password goes into the connection secret before the database exists.
-    let secret = match connection_secret(env, ctx, &plan).await {
-        Ok(secret) => secret,
-        Err(error) => return Err(error),
+    let secret = match connection_secret(env, ctx, &plan).await? {
+        SecretOutcome::Ready(secret) => secret,
+        SecretOutcome::Foreign(which) => {
+            let message = format!(
+                "Secret {which} exists and was not created by pave for this environment, so \
+                 pave will neither read its password nor write into it: delete or rename that \
+                 Secret, or choose another writeConnectionSecretsToNamespace"
+            );
+            warn!(environment = %controller::describe(env), %which, "refused: the connection secret's name is taken");
+            ctx.warning(env, "Forbidden", message.clone()).await;
+            progress.condition(READY, Status::False, "Forbidden", message);
+            if progress.status.resources.is_empty() {
+                progress.status.phase = Some(Phase::Failed);
+            }
+            progress.save().await?;
+            // No watch on Secrets: look again now and then, so removing the Secret
+            // in the way is enough.
+            return Ok(Action::requeue(FOREIGN_SECRET_RECHECK));
+        }
     };
     progress.status.connection_secret_ref = Some(SecretRef {
         name: secret.name.clone(),

@@ -21,38 +21,84 @@ pub(super) struct ConnectionSecret {
     pub(super) password: String,
 }
 
-/// Finds or creates the connection secret; a new one gets a generated password.
-pub(super) async fn connection_secret(
-    env: &DeveloperEnvironment,
-    ctx: &Context,
-    plan: &Plan,
-) -> Result<ConnectionSecret, Error> {
-    let own = env.namespace().unwrap_or_default();
+/// The label that says which environment (by UID) a connection secret belongs to.
+/// pave reads and writes only Secrets that carry it (or, for secrets made before the
+/// label existed, an owner reference to the environment).
+pub(super) const ENVIRONMENT_UID_LABEL: &str = "platform.pave.dev/environment-uid";
+
+/// What became of the connection secret.
+pub(super) enum SecretOutcome {
+    Ready(ConnectionSecret),
+    /// A Secret of that name exists and pave did not create it for this environment:
+    /// `namespace/name`. It is never read or written.
+    Foreign(String),
+}
+
+/// Whether `secret` was created by pave for the environment `uid`.
+fn belongs_to(secret: &Secret, uid: &str) -> bool {
+    secret
+        .labels()
+        .get(ENVIRONMENT_UID_LABEL)
+        .map(String::as_str)
+        == Some(uid)
+        || secret.owner_references().iter().any(|o| o.uid == uid)
+}
+
+fn password_of(secret: &Secret) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|p| String::from_utf8_lossy(&p.0).into_owned())
+        .filter(|p| !p.is_empty())
+}
+
+/// Where the environment's connection secret lives: `(namespace, name)`.
+pub(super) fn coordinates(env: &DeveloperEnvironment) -> (String, String) {
     let namespace = env
         .spec
         .write_connection_secrets_to_namespace
         .clone()
-        .unwrap_or_else(|| own.clone());
-    let name = format!("{}-connection", env.name_any());
+        .unwrap_or_else(|| env.namespace().unwrap_or_default());
+    (namespace, format!("{}-connection", env.name_any()))
+}
+
+/// Finds or creates the connection secret; a new one gets a generated password. One
+/// that exists but is not this environment's is reported, never adopted: its password
+/// would become the database's and its data would be overwritten.
+pub(super) async fn connection_secret(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+    plan: &Plan,
+) -> Result<SecretOutcome, Error> {
+    let own = env.namespace().unwrap_or_default();
+    let uid = uid_of(env);
+    let (namespace, name) = coordinates(env);
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
     let kube = |action| move |source| Error::Kube { action, source };
+    let found = |existing: Secret| -> Result<SecretOutcome, Error> {
+        if !belongs_to(&existing, &uid) {
+            return Ok(SecretOutcome::Foreign(format!("{namespace}/{name}")));
+        }
+        match password_of(&existing) {
+            Some(password) => Ok(SecretOutcome::Ready(ConnectionSecret {
+                name: name.clone(),
+                namespace: namespace.clone(),
+                password,
+            })),
+            // Ours but without a password: nothing can have used it yet, since the
+            // database is created only after the password is stored. Not guessed at.
+            None => Err(Error::Pending(format!(
+                "the connection secret {namespace}/{name} has no password yet"
+            ))),
+        }
+    };
     if let Some(existing) = api
         .get_opt(&name)
         .await
         .map_err(kube("read the connection secret"))?
     {
-        let password = existing
-            .data
-            .as_ref()
-            .and_then(|d| d.get("password"))
-            .map(|p| String::from_utf8_lossy(&p.0).into_owned());
-        if let Some(password) = password {
-            return Ok(ConnectionSecret {
-                name,
-                namespace,
-                password,
-            });
-        }
+        return found(existing);
     }
     let password = generate_password();
     let mut data = BTreeMap::new();
@@ -69,10 +115,10 @@ pub(super) async fn connection_secret(
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(namespace.clone()),
-            labels: Some(BTreeMap::from([(
-                "platform.pave.dev/environment".to_owned(),
-                env.name_any(),
-            )])),
+            labels: Some(BTreeMap::from([
+                ("platform.pave.dev/environment".to_owned(), env.name_any()),
+                (ENVIRONMENT_UID_LABEL.to_owned(), uid.clone()),
+            ])),
             ..Default::default()
         },
         string_data: Some(data),
@@ -80,42 +126,107 @@ pub(super) async fn connection_secret(
         ..Default::default()
     };
     // Owned (and garbage-collected with the environment) when in the same namespace;
-    // owner references cannot cross namespaces.
+    // owner references cannot cross namespaces, so teardown deletes the others.
     if namespace == own {
         secret.metadata.owner_references = Some(vec![owner_reference(env)]);
     }
     match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => {}
-        // Another reconcile created it a moment ago: read its password instead.
+        Ok(_) => Ok(SecretOutcome::Ready(ConnectionSecret {
+            name,
+            namespace,
+            password,
+        })),
+        // Created a moment ago, by another reconcile or by someone else: look again.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api
                 .get(&name)
                 .await
                 .map_err(kube("read the connection secret"))?;
-            let password = existing
-                .data
-                .as_ref()
-                .and_then(|d| d.get("password"))
-                .map(|p| String::from_utf8_lossy(&p.0).into_owned())
-                .unwrap_or_default();
-            return Ok(ConnectionSecret {
-                name,
-                namespace,
-                password,
-            });
+            found(existing)
         }
-        Err(source) => {
-            return Err(Error::Kube {
-                action: "create the connection secret",
-                source,
-            });
-        }
+        Err(source) => Err(Error::Kube {
+            action: "create the connection secret",
+            source,
+        }),
     }
-    Ok(ConnectionSecret {
-        name,
-        namespace,
-        password,
-    })
+}
+
+/// `deletionPolicy: Orphan`: the database stays, so its password must too. The
+/// environment's owner reference comes off the connection secret before the
+/// environment goes, or garbage collection would delete the only copy.
+pub(super) async fn keep_connection_secret(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let (namespace, name) = coordinates(env);
+    let uid = uid_of(env);
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let kube = |action| move |source| Error::Kube { action, source };
+    let Some(secret) = api
+        .get_opt(&name)
+        .await
+        .map_err(kube("read the connection secret"))?
+    else {
+        return Ok(());
+    };
+    if !secret.owner_references().iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    let others: Vec<&OwnerReference> = secret
+        .owner_references()
+        .iter()
+        .filter(|o| o.uid != uid)
+        .collect();
+    let patch = serde_json::json!({"metadata": {
+        "ownerReferences": others,
+        // Guards the patch: it applies only to the version just read.
+        "resourceVersion": secret.resource_version(),
+    }});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube(
+            "keep the connection secret (remove its owner reference)",
+        ))?;
+    Ok(())
+}
+
+/// `deletionPolicy: Delete`: a connection secret in another namespace (which owner
+/// references cannot reach) is deleted with the environment, if it is this one's.
+pub(super) async fn delete_connection_secret_elsewhere(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let (namespace, name) = coordinates(env);
+    if Some(namespace.as_str()) == env.namespace().as_deref() {
+        return Ok(()); // garbage-collected through its owner reference
+    }
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let kube = |action| move |source| Error::Kube { action, source };
+    let Some(secret) = api
+        .get_opt(&name)
+        .await
+        .map_err(kube("read the connection secret"))?
+    else {
+        return Ok(());
+    };
+    if !belongs_to(&secret, &uid_of(env)) {
+        return Ok(());
+    }
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: secret.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: "delete the connection secret",
+            source,
+        }),
+    }
 }
 
 pub(super) fn plan_username(plan: &Plan) -> String {

@@ -4,18 +4,30 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::runtime::controller::Action;
 use pave_api::DeveloperEnvironment;
-use pave_api::conditions::{READY, Status};
+use pave_api::conditions::{READY, RECOVERABLE, Status, TERMINAL};
 use pave_api::environment::{CompositeDeletePolicy, DeletionPolicy, Phase};
 use pave_cloud::aws::Aws;
 use pave_cloud::model::tags;
 use pave_cloud::policy::{self};
 use pave_cloud::{CloudError, Observed, ResourceKind};
-use tracing::info;
+use tracing::{info, warn};
 
+use super::secret::{delete_connection_secret_elsewhere, keep_connection_secret};
 use super::{Cloud, Progress, uid_of};
 use crate::controller::{self, Context};
 use crate::error::Error;
+use kube::ResourceExt;
 
+/// The annotation an administrator sets to release an environment whose deletion
+/// cannot finish (a permission missing, deletion protection on): the object goes, and
+/// its cloud resources are left in place, marked so the sweeper keeps them.
+pub const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
+
+/// Deletion under the finalizer. The object is released only once its deletion
+/// policy is fully carried out (resources gone, or marked orphaned and their secret
+/// kept); any error, Terminal ones included, keeps it in phase Deleting with a
+/// condition that says what is in the way, retried with backoff, until it succeeds or
+/// an administrator releases it on purpose with [`ABANDON`].
 pub(super) async fn cleanup(
     env: &DeveloperEnvironment,
     ctx: &Context,
@@ -23,6 +35,9 @@ pub(super) async fn cleanup(
 ) -> Result<Action, Error> {
     let uid = uid_of(env);
     let region = env.spec.parameters.region.clone();
+    if env.annotations().get(ABANDON).map(String::as_str) == Some("true") {
+        return abandon(env, ctx, cloud).await;
+    }
     // A region the guardrails refuse, and no cloud id ever recorded: apply refuses
     // before creating anything, so nothing can exist there. Asking a region that may
     // not even exist would hold the object forever; a broken spec never blocks
@@ -35,33 +50,32 @@ pub(super) async fn cleanup(
         info!(environment = %controller::describe(env), %region, "nothing was created (region refused); releasing");
         return Ok(Action::await_change());
     }
-    let aws = cloud.client(&region).await;
     let mut progress = Progress::new(env, ctx);
+    progress.status.phase = Some(Phase::Deleting);
     if env.spec.deletion_policy == DeletionPolicy::Orphan {
-        let inventory = match cloud.inventory(&region).await {
-            Ok(inventory) => inventory,
-            Err(error) => return progress.failed(error).await,
-        };
-        let orphan = BTreeMap::from([(tags::ORPHANED.to_owned(), "true".to_owned())]);
-        for (kind, observed) in inventory
-            .iter()
-            .filter(|(_, o)| o.tags.get(tags::ENVIRONMENT_UID) == Some(&uid))
-        {
-            if let Err(error) = aws.tag(*kind, observed, &orphan).await {
-                return progress.failed(error).await;
-            }
+        if let Err(error) = mark_orphaned(cloud, &region, &uid).await {
+            return blocked(&mut progress, ctx, error.to_string(), error.is_terminal()).await;
         }
-        info!(environment = %controller::describe(env), "deleted; its cloud resources are kept (deletionPolicy Orphan)");
+        if let Err(error) = keep_connection_secret(env, ctx).await {
+            return blocked(&mut progress, ctx, error.to_string(), false).await;
+        }
+        info!(environment = %controller::describe(env), "deleted; its cloud resources and connection secret are kept (deletionPolicy Orphan)");
         return Ok(Action::await_change());
     }
     if env.spec.composite_delete_policy == CompositeDeletePolicy::Background {
-        // Released at once; the sweeper deletes what no environment owns any more.
-        cloud.sweep_now.notify_one();
+        if let Err(error) = delete_connection_secret_elsewhere(env, ctx).await {
+            return blocked(&mut progress, ctx, error.to_string(), false).await;
+        }
+        // Released at once; the sweeper deletes what no environment owns any more,
+        // this one without a grace period, since it is certainly gone.
+        cloud.released(&region, &uid);
         return Ok(Action::await_change());
     }
-    progress.status.phase = Some(Phase::Deleting);
     match teardown_step(cloud, &region, &uid).await {
         Ok(Teardown::Done) => {
+            if let Err(error) = delete_connection_secret_elsewhere(env, ctx).await {
+                return blocked(&mut progress, ctx, error.to_string(), false).await;
+            }
             info!(environment = %controller::describe(env), "every cloud resource deleted; releasing");
             Ok(Action::await_change())
         }
@@ -83,6 +97,8 @@ pub(super) async fn cleanup(
                     r.state = Some("deleted".into());
                 }
             }
+            progress.clear(TERMINAL);
+            progress.clear(RECOVERABLE);
             progress.condition(
                 READY,
                 Status::False,
@@ -97,8 +113,93 @@ pub(super) async fn cleanup(
                 controller::describe(env)
             )))
         }
-        Err(error) => progress.failed(error).await,
+        Err(error) => blocked(&mut progress, ctx, error.to_string(), error.is_terminal()).await,
     }
+}
+
+/// Marks every resource of environment `uid` with the orphan tag.
+async fn mark_orphaned(cloud: &Cloud, region: &str, uid: &str) -> Result<usize, CloudError> {
+    let inventory = cloud.inventory(region).await?;
+    let aws = cloud.client(region).await;
+    let orphan = BTreeMap::from([(tags::ORPHANED.to_owned(), "true".to_owned())]);
+    let mine = owned_by(&inventory, uid);
+    for (kind, observed) in &mine {
+        if observed.tags.get(tags::ORPHANED).map(String::as_str) != Some("true") {
+            aws.tag(*kind, observed, &orphan).await?;
+        }
+    }
+    Ok(mine.len())
+}
+
+/// A deletion step that failed: the object stays, phase Deleting, with the error and
+/// the way out in its Ready condition and a Warning Event; retried with backoff.
+async fn blocked(
+    progress: &mut Progress<'_>,
+    ctx: &Context,
+    error: String,
+    terminal: bool,
+) -> Result<Action, Error> {
+    let message = format!(
+        "{error}. pave keeps this environment until its deletion policy is carried out and \
+         retries by itself once the cause is fixed; to release it now and leave its cloud \
+         resources in place, annotate it {ABANDON}=true"
+    );
+    let (reason, kind) = if terminal {
+        ("DeletionBlocked", TERMINAL)
+    } else {
+        ("Deleting", RECOVERABLE)
+    };
+    progress.condition(READY, Status::False, reason, message.clone());
+    progress.condition(kind, Status::True, reason, error.clone());
+    progress.save().await?;
+    ctx.warning(progress.env, reason, message).await;
+    Err(Error::DeletionBlocked(format!(
+        "{}: {error}",
+        controller::describe(progress.env)
+    )))
+}
+
+/// Releases the environment on an administrator's request, leaving its resources in
+/// the cloud: marked orphaned where the cloud allows it, never swept by this
+/// operator, their connection secret kept; an Event lists what was left.
+async fn abandon(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+    cloud: &Cloud,
+) -> Result<Action, Error> {
+    let uid = uid_of(env);
+    let region = env.spec.parameters.region.clone();
+    cloud.abandoned(&region, &uid);
+    let left: Vec<String> = match cloud.inventory(&region).await {
+        Ok(inventory) => owned_by(&inventory, &uid)
+            .iter()
+            .map(|(kind, o)| format!("{kind} {}", o.id))
+            .collect(),
+        Err(_) => env
+            .status
+            .iter()
+            .flat_map(|s| &s.resources)
+            .filter_map(|r| Some(format!("{} {}", r.kind, r.id.as_ref()?)))
+            .collect(),
+    };
+    let marked = match mark_orphaned(cloud, &region, &uid).await {
+        Ok(_) => "marked orphaned".to_owned(),
+        Err(error) => format!("not all marked orphaned ({error})"),
+    };
+    if let Err(error) = keep_connection_secret(env, ctx).await {
+        warn!(environment = %controller::describe(env), %error, "cannot keep the connection secret of an abandoned environment");
+    }
+    let note = format!(
+        "released on request ({ABANDON}); left in the cloud, {marked}: {}",
+        if left.is_empty() {
+            "nothing".to_owned()
+        } else {
+            left.join(", ")
+        }
+    );
+    warn!(environment = %controller::describe(env), %note, "abandoned");
+    ctx.warning(env, "Abandoned", note).await;
+    Ok(Action::await_change())
 }
 
 /// Where a teardown stands.

@@ -90,7 +90,6 @@ pub fn total(cloud: &Value) -> usize {
     .sum()
 }
 
-
 pub fn get_environment(env: &TestEnv, ns: &str, name: &str) -> Option<Value> {
     get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])
 }
