@@ -158,11 +158,11 @@ impl Operator {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                started.elapsed() < within,
-                "pave-operator did not exit within {within:?}:\n{}",
-                self.log.lock().unwrap()
-            );
+            if started.elapsed() >= within {
+                // Copied first: a guard held while panicking would poison the log for Drop.
+                let log = self.log.lock().unwrap().clone();
+                panic!("pave-operator did not exit within {within:?}:\n{log}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
