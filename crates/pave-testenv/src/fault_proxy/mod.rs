@@ -39,6 +39,8 @@ use tokio::sync::oneshot;
 
 use crate::{Error, io_error};
 
+mod form;
+
 /// What to do to a request a rule picked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -132,6 +134,26 @@ pub struct Seen {
     pub forwarded: bool,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
+    /// The request's parameters, decoded (percent-escapes and `+`), in the order sent:
+    /// the query string's, then a form body's (the AWS query protocol EC2 and RDS
+    /// speak). This is how a test tells *which* resources a call named, e.g. that no
+    /// `DeleteVpc` named a VPC of an environment that still exists. Empty for JSON
+    /// protocols.
+    pub params: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The first value of the parameter `name` (`VpcId`, `DBInstanceIdentifier`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        form::get(&self.params, name)
+    }
+
+    /// The members of the list parameter `prefix`, in index order: `values("InstanceId")`
+    /// is `InstanceId.1`, `InstanceId.2`, … Names with more after the index are not
+    /// members (`values("Filter.1.Value")` lists a filter's values).
+    pub fn values(&self, prefix: &str) -> Vec<&str> {
+        form::list(&self.params, prefix)
+    }
 }
 
 /// A running proxy. Dropping it stops it (open connections are closed).
@@ -316,6 +338,7 @@ async fn handle(
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let action = action_of(&parts.headers, parts.uri.query(), &body);
     let service = service_of(&parts.headers, &action);
+    let params = params_of(&parts.headers, parts.uri.query(), &body);
     let fault = state.decide(&action);
     let mut record = Record {
         state: &state,
@@ -325,6 +348,7 @@ async fn handle(
             status: None,
             forwarded: false,
             fault: fault.clone(),
+            params,
         }),
     };
     let answer = match fault {
@@ -420,6 +444,26 @@ fn action_of(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> String {
             Some(target.rsplit('.').next().unwrap_or(target).to_owned())
         })
         .unwrap_or_default()
+}
+
+/// The query string's parameters, then the body's if it is a form
+/// (`application/x-www-form-urlencoded`, as the query-protocol SDKs send it).
+fn params_of(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
+    let mut params = query
+        .map(|q| form::decode(q.as_bytes()))
+        .unwrap_or_default();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if is_form {
+        params.extend(form::decode(body));
+    }
+    params
 }
 
 /// The service in the SigV4 credential scope
@@ -575,7 +619,11 @@ mod tests {
 
         /// `Some((status, body))`, or `None` if the proxy closed the connection.
         fn call(&mut self, service: &str, action: &str) -> Option<(u16, String)> {
-            let body = format!("Action={action}&Version=2016-11-15");
+            self.send(service, &format!("Action={action}&Version=2016-11-15"))
+        }
+
+        /// As [`Connection::call`], with the whole form body given.
+        fn send(&mut self, service: &str, body: &str) -> Option<(u16, String)> {
             let request = format!(
                 "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                  Content-Type: application/x-www-form-urlencoded\r\n\
@@ -769,6 +817,58 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_log_holds_each_requests_decoded_parameters() {
+        let upstream = upstream();
+        let proxy = FaultProxy::start(&upstream.endpoint).unwrap();
+        proxy.set_rules(vec![Rule::new(["DeleteVpc"], When::Always, Fault::Drop)]);
+        let mut connection = Connection::open(&proxy.endpoint());
+        let (status, _) = connection
+            .send(
+                "ec2",
+                "Action=TerminateInstances&Version=2016-11-15&InstanceId.2=i-b&InstanceId.1=i-a\
+                 &Filter.1.Name=tag%3Apave.dev%2Fname&Filter.1.Value.1=pave-x+vm",
+            )
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            Connection::open(&proxy.endpoint()).send("ec2", "Action=DeleteVpc&VpcId=vpc-1"),
+            None
+        );
+        let seen = proxy.requests();
+        assert_eq!(seen[0].values("InstanceId"), ["i-a", "i-b"]);
+        assert_eq!(seen[0].param("Filter.1.Name"), Some("tag:pave.dev/name"));
+        assert_eq!(seen[0].values("Filter.1.Value"), ["pave-x vm"]);
+        assert_eq!(seen[0].param("Version"), Some("2016-11-15"));
+        assert_eq!(seen[0].params.len(), 6);
+        // A faulted request is logged with its parameters too: what pave asked for,
+        // whether or not it got there.
+        assert_eq!(seen[1].param("VpcId"), Some("vpc-1"));
+        assert!(!seen[1].forwarded);
+    }
+
+    #[test]
+    fn params_come_from_the_query_string_and_a_form_body_only() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        assert_eq!(
+            params_of(&form, Some("Action=DescribeVpcs"), b"VpcId.1=vpc-1"),
+            [
+                ("Action".to_owned(), "DescribeVpcs".to_owned()),
+                ("VpcId.1".to_owned(), "vpc-1".to_owned())
+            ]
+        );
+        let mut json = HeaderMap::new();
+        json.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        assert_eq!(params_of(&json, None, b"{\"a=b\": 1}"), []);
     }
 
     #[test]
