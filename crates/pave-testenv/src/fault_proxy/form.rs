@@ -48,6 +48,24 @@ fn hex(digit: u8) -> Option<u8> {
     (digit as char).to_digit(16).map(|d| d as u8)
 }
 
+/// `name=value`, encoded for appending to a form body (`&` and the separator
+/// escaped; everything outside the unreserved set percent-encoded).
+pub(super) fn encode_pair(name: &str, value: &str) -> String {
+    format!("{}={}", escape(name), escape(value))
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The values of the list `prefix` (`InstanceId` → `InstanceId.1`, `InstanceId.2`,
 /// …) in index order, whatever order the pairs came in. Names with more after the
 /// index (`Filter.1.Name`) are not members: ask for `Filter.1.Value` for those.
@@ -69,6 +87,56 @@ pub(super) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a 
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// An EC2 describe filter as the query protocol flattens it: `Filter.N.Name` and its
+/// `Filter.N.Value.M`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Filter {
+    /// `N`, to address the filter when adding a value.
+    pub index: u64,
+    pub name: String,
+    pub values: Vec<String>,
+    /// The first value index past those used: where an added value goes.
+    pub next_value: u64,
+}
+
+/// The filters of an EC2 describe (`Filter.N.*`) or of an RDS one
+/// (`Filters.Filter.N.Name`, `Filters.Filter.N.Values.Value.M`), by index.
+pub(super) fn filters(params: &[(String, String)], rds: bool) -> Vec<Filter> {
+    let (prefix, values) = if rds {
+        ("Filters.Filter.", "Values.Value")
+    } else {
+        ("Filter.", "Value")
+    };
+    let mut found: Vec<Filter> = params
+        .iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix(prefix)?;
+            let (index, field) = rest.split_once('.')?;
+            (field == "Name").then(|| (index.parse().ok(), value))
+        })
+        .filter_map(|(index, name)| {
+            let index = index?;
+            let member = format!("{prefix}{index}.{values}");
+            let next_value = params
+                .iter()
+                .filter_map(|(n, _)| n.strip_prefix(&member)?.strip_prefix('.')?.parse().ok())
+                .max()
+                .map_or(1, |last: u64| last + 1);
+            Some(Filter {
+                index,
+                name: name.clone(),
+                values: list(params, &member)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                next_value,
+            })
+        })
+        .collect();
+    found.sort_by_key(|f| f.index);
+    found
 }
 
 #[cfg(test)]
@@ -104,5 +172,44 @@ mod tests {
         assert_eq!(list(&params, "InstanceId"), ["i-a", "i-b", "i-j"]);
         assert_eq!(get(&params, "InstanceId.2"), Some("i-b"));
         assert_eq!(get(&params, "Nope"), None);
+    }
+
+    #[test]
+    fn filters_of_both_services() {
+        let ec2 = decode(
+            b"Filter.2.Name=instance-state-name&Filter.2.Value.1=pending&Filter.2.Value.2=running&Filter.1.Name=tag%3Ak&Filter.1.Value.1=v",
+        );
+        assert_eq!(
+            filters(&ec2, false),
+            [
+                Filter {
+                    index: 1,
+                    name: "tag:k".into(),
+                    values: vec!["v".into()],
+                    next_value: 2,
+                },
+                Filter {
+                    index: 2,
+                    name: "instance-state-name".into(),
+                    values: vec!["pending".into(), "running".into()],
+                    next_value: 3,
+                },
+            ]
+        );
+        let rds = decode(b"Filters.Filter.1.Name=engine&Filters.Filter.1.Values.Value.1=postgres");
+        assert_eq!(filters(&rds, true)[0].values, ["postgres"]);
+        assert_eq!(filters(&rds, false), []);
+    }
+
+    #[test]
+    fn encoded_pairs_decode_to_themselves() {
+        let pair = encode_pair("Filter.1.Value.3", "shutting-down & a+b=c/é");
+        assert_eq!(
+            decode(pair.as_bytes()),
+            [(
+                "Filter.1.Value.3".to_owned(),
+                "shutting-down & a+b=c/é".to_owned()
+            )]
+        );
     }
 }
