@@ -11,20 +11,31 @@
 //! from the SigV4 credential scope, so injected errors are shaped the way that
 //! service's SDK parses them.
 //!
+//! Every request is logged ([`FaultProxy::requests`]) with its decoded parameters, so
+//! a test can say which resources a call named. And because moto finishes every state
+//! change at once, [`FaultProxy::set_slow_states`] makes the proxy report AWS's
+//! intermediate states (`creating`, `deleting`, `pending`, `shutting-down`, …) for a
+//! while, by rewriting moto's answers; see [`SlowState`].
+//!
 //! ```no_run
-//! use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, When};
+//! use std::time::Duration;
+//! use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, SlowState, Transition, When};
 //!
 //! let env = pave_testenv::TestEnv::shared();
 //! let proxy = FaultProxy::start(&env.moto_endpoint()).unwrap();
 //! // The first two DescribeVpcs are throttled; the third reaches moto.
 //! proxy.set_rules(vec![Rule::new(["DescribeVpcs"], When::First(2), Fault::Throttle)]);
+//! // For 5 s after its DeleteDBInstance, pave-abc-db is still described, `deleting`.
+//! proxy.set_slow_states(vec![
+//!     SlowState::new(Transition::DbDeleting, Duration::from_secs(5)).only("pave-abc-db"),
+//! ]);
 //! let endpoint = proxy.endpoint(); // for AWS_ENDPOINT_URL
 //! ```
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -38,6 +49,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
 
 use crate::{Error, io_error};
+
+mod form;
+mod states;
+mod xml;
+
+use states::{Before, Prepared, Slow};
+pub use states::{Reported, SlowState, Transition};
 
 /// What to do to a request a rule picked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +150,30 @@ pub struct Seen {
     pub forwarded: bool,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
+    /// The request's parameters, decoded (percent-escapes and `+`), in the order sent:
+    /// the query string's, then a form body's (the AWS query protocol EC2 and RDS
+    /// speak). This is how a test tells *which* resources a call named, e.g. that no
+    /// `DeleteVpc` named a VPC of an environment that still exists. Empty for JSON
+    /// protocols.
+    pub params: Vec<(String, String)>,
+    /// Records this answer showed in a state of the proxy's making
+    /// ([`FaultProxy::set_slow_states`]) instead of moto's, or, for a call the proxy
+    /// refused as AWS would in such a state, the record and state that refused it.
+    pub reported: Vec<Reported>,
+}
+
+impl Seen {
+    /// The first value of the parameter `name` (`VpcId`, `DBInstanceIdentifier`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        form::get(&self.params, name)
+    }
+
+    /// The members of the list parameter `prefix`, in index order: `values("InstanceId")`
+    /// is `InstanceId.1`, `InstanceId.2`, … Names with more after the index are not
+    /// members (`values("Filter.1.Value")` lists a filter's values).
+    pub fn values(&self, prefix: &str) -> Vec<&str> {
+        form::list(&self.params, prefix)
+    }
 }
 
 /// A running proxy. Dropping it stops it (open connections are closed).
@@ -155,6 +197,7 @@ struct State {
     /// `http://host:port`, no trailing slash.
     target: String,
     rules: Mutex<Vec<Armed>>,
+    slow: Mutex<Slow>,
     seen: Mutex<Vec<Seen>>,
     upstream: Client<HttpConnector, Full<Bytes>>,
 }
@@ -187,6 +230,7 @@ impl FaultProxy {
         let state = Arc::new(State {
             target: target.trim_end_matches('/').to_owned(),
             rules: Mutex::default(),
+            slow: Mutex::default(),
             seen: Mutex::default(),
             upstream: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -220,6 +264,14 @@ impl FaultProxy {
                 fired: 0,
             })
             .collect();
+    }
+
+    /// Replaces the slow states: from now on, the calls they name make describes
+    /// report AWS's intermediate states for a while (see [`Transition`]). Windows
+    /// already open close at once and moto's own states show again, so
+    /// `set_slow_states(Vec::new())` ends every slow state.
+    pub fn set_slow_states(&self, states: Vec<SlowState>) {
+        self.state.slow().set(states);
     }
 
     /// Every request handled so far, in the order they finished.
@@ -316,15 +368,18 @@ async fn handle(
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let action = action_of(&parts.headers, parts.uri.query(), &body);
     let service = service_of(&parts.headers, &action);
+    let params = params_of(&parts.headers, parts.uri.query(), &body);
     let fault = state.decide(&action);
     let mut record = Record {
         state: &state,
         seen: Some(Seen {
-            action,
+            action: action.clone(),
             service: service.clone(),
             status: None,
             forwarded: false,
             fault: fault.clone(),
+            params: params.clone(),
+            reported: Vec::new(),
         }),
     };
     let answer = match fault {
@@ -342,30 +397,31 @@ async fn handle(
         )),
         Some(Fault::Drop) => Err(Dropped),
         fault => {
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut upstream = Request::new(Full::new(body));
-            *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = format!("{}{path}", state.target)
-                .parse()
-                .map_err(|_| Dropped)?;
-            *upstream.headers_mut() = end_to_end(&parts.headers);
-            let response = match state.upstream.request(upstream).await {
-                Ok(response) => {
+            // Decided (and the lock released) before anything is awaited.
+            let before = state.slow().before(Instant::now(), &action, &params);
+            let response = match before {
+                Before::Refuse {
+                    code,
+                    message,
+                    reported,
+                } => {
                     if let Some(seen) = &mut record.seen {
-                        seen.forwarded = true;
+                        seen.reported = reported;
                     }
-                    let (head, body) = response.into_parts();
-                    match body.collect().await {
-                        Ok(body) => {
-                            let mut response = Response::new(Full::new(body.to_bytes()));
-                            *response.status_mut() = head.status;
-                            *response.headers_mut() = end_to_end(&head.headers);
-                            response
-                        }
-                        Err(e) => bad_gateway(&state.target, &e),
-                    }
+                    aws_error(StatusCode::BAD_REQUEST, &service, code, &message)
                 }
-                Err(e) => bad_gateway(&state.target, &e),
+                Before::Forward(prepared) => {
+                    forward(
+                        &state,
+                        &parts,
+                        body,
+                        &action,
+                        &params,
+                        &prepared,
+                        &mut record,
+                    )
+                    .await?
+                }
             };
             match fault {
                 Some(Fault::DropResponse) => Err(Dropped),
@@ -390,7 +446,82 @@ async fn handle(
     answer
 }
 
+/// Passes the request to moto (with the parameters slow states add) and moto's
+/// answer back (as slow states rewrite it); a 502 if moto did not answer.
+async fn forward(
+    state: &State,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    action: &str,
+    params: &[(String, String)],
+    prepared: &Prepared,
+    record: &mut Record<'_>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let mut headers = end_to_end(&parts.headers);
+    let mut path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut body = body;
+    if !prepared.extra_params.is_empty() {
+        let extra = prepared.extra_params.join("&");
+        if body.is_empty() {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            path = format!("{path}{separator}{extra}");
+        } else {
+            body = Bytes::from([&body[..], b"&", extra.as_bytes()].concat());
+            // hyper frames the new body itself.
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
+    let mut upstream = Request::new(Full::new(body));
+    *upstream.method_mut() = parts.method.clone();
+    *upstream.uri_mut() = format!("{}{path}", state.target)
+        .parse()
+        .map_err(|_| Dropped)?;
+    *upstream.headers_mut() = headers;
+    let response = match state.upstream.request(upstream).await {
+        Ok(response) => response,
+        Err(e) => return Ok(bad_gateway(&state.target, &e)),
+    };
+    let answered = Instant::now();
+    if let Some(seen) = &mut record.seen {
+        seen.forwarded = true;
+    }
+    let (head, body) = response.into_parts();
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return Ok(bad_gateway(&state.target, &e)),
+    };
+    let mut headers = end_to_end(&head.headers);
+    let mut status = head.status;
+    let (rewritten, reported) =
+        state
+            .slow()
+            .after(answered, action, params, prepared, status.as_u16(), &body);
+    if let Some(seen) = &mut record.seen {
+        seen.reported = reported;
+    }
+    let body = match rewritten {
+        Some(rewritten) => {
+            status = StatusCode::from_u16(rewritten.status).unwrap_or(status);
+            headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(rewritten.body)
+        }
+        None => body,
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
 impl State {
+    fn slow(&self) -> std::sync::MutexGuard<'_, Slow> {
+        self.slow.lock().expect("not poisoned")
+    }
+
     /// The fault for a request with this action, counting it in every rule it reaches.
     fn decide(&self, action: &str) -> Option<Fault> {
         let mut rules = self.rules.lock().expect("not poisoned");
@@ -420,6 +551,26 @@ fn action_of(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> String {
             Some(target.rsplit('.').next().unwrap_or(target).to_owned())
         })
         .unwrap_or_default()
+}
+
+/// The query string's parameters, then the body's if it is a form
+/// (`application/x-www-form-urlencoded`, as the query-protocol SDKs send it).
+fn params_of(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
+    let mut params = query
+        .map(|q| form::decode(q.as_bytes()))
+        .unwrap_or_default();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if is_form {
+        params.extend(form::decode(body));
+    }
+    params
 }
 
 /// The service in the SigV4 credential scope
@@ -575,7 +726,11 @@ mod tests {
 
         /// `Some((status, body))`, or `None` if the proxy closed the connection.
         fn call(&mut self, service: &str, action: &str) -> Option<(u16, String)> {
-            let body = format!("Action={action}&Version=2016-11-15");
+            self.send(service, &format!("Action={action}&Version=2016-11-15"))
+        }
+
+        /// As [`Connection::call`], with the whole form body given.
+        fn send(&mut self, service: &str, body: &str) -> Option<(u16, String)> {
             let request = format!(
                 "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                  Content-Type: application/x-www-form-urlencoded\r\n\
@@ -769,6 +924,58 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_log_holds_each_requests_decoded_parameters() {
+        let upstream = upstream();
+        let proxy = FaultProxy::start(&upstream.endpoint).unwrap();
+        proxy.set_rules(vec![Rule::new(["DeleteVpc"], When::Always, Fault::Drop)]);
+        let mut connection = Connection::open(&proxy.endpoint());
+        let (status, _) = connection
+            .send(
+                "ec2",
+                "Action=TerminateInstances&Version=2016-11-15&InstanceId.2=i-b&InstanceId.1=i-a\
+                 &Filter.1.Name=tag%3Apave.dev%2Fname&Filter.1.Value.1=pave-x+vm",
+            )
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            Connection::open(&proxy.endpoint()).send("ec2", "Action=DeleteVpc&VpcId=vpc-1"),
+            None
+        );
+        let seen = proxy.requests();
+        assert_eq!(seen[0].values("InstanceId"), ["i-a", "i-b"]);
+        assert_eq!(seen[0].param("Filter.1.Name"), Some("tag:pave.dev/name"));
+        assert_eq!(seen[0].values("Filter.1.Value"), ["pave-x vm"]);
+        assert_eq!(seen[0].param("Version"), Some("2016-11-15"));
+        assert_eq!(seen[0].params.len(), 6);
+        // A faulted request is logged with its parameters too: what pave asked for,
+        // whether or not it got there.
+        assert_eq!(seen[1].param("VpcId"), Some("vpc-1"));
+        assert!(!seen[1].forwarded);
+    }
+
+    #[test]
+    fn params_come_from_the_query_string_and_a_form_body_only() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        assert_eq!(
+            params_of(&form, Some("Action=DescribeVpcs"), b"VpcId.1=vpc-1"),
+            [
+                ("Action".to_owned(), "DescribeVpcs".to_owned()),
+                ("VpcId.1".to_owned(), "vpc-1".to_owned())
+            ]
+        );
+        let mut json = HeaderMap::new();
+        json.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        assert_eq!(params_of(&json, None, b"{\"a=b\": 1}"), []);
     }
 
     #[test]
