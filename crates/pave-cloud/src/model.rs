@@ -3,7 +3,7 @@
 //!
 //! Every resource has a deterministic name derived from the environment's UID, so a
 //! crash at any point can be recovered by looking the resource up by its tags before
-//! creating anything (STYLE.md, practice 2).
+//! creating anything (docs/design.md: every cloud call is safe to repeat).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -8,7 +8,7 @@ use pave_cloud::policy::{DbEngine, EnvironmentRequest};
 
 const UID: &str = "3f2a9c1e-7b4d-4e8a-9f10-2c3d4e5f6a7b";
 
-/// `seed/manifests/staging-env.yaml`, as the operator hands it to the plan.
+/// `examples/staging-env.yaml`, as the operator hands it to the plan.
 fn article_request() -> EnvironmentRequest {
     EnvironmentRequest {
         namespace: "team-payments".into(),

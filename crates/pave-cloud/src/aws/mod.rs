@@ -1,6 +1,6 @@
 //! The AWS driver: makes the cloud match a [`Desired`] resource, one resource at a
 //! time, so that every call is safe to repeat after a crash at any line
-//! (STYLE.md, practice 2).
+//! (docs/design.md: every cloud call is safe to repeat).
 //!
 //! How each kind stays idempotent:
 //! - VPC and subnet: EC2 has no client token for these, so they are looked up by their
