@@ -151,6 +151,21 @@ pub(super) async fn connection_secret(
     }
 }
 
+/// The environment's connection secret as it is now, with the API and name to act
+/// on it; `None` when there is none.
+async fn read_connection_secret(
+    env: &DeveloperEnvironment,
+    ctx: &Context,
+) -> Result<(Api<Secret>, String, Option<Secret>), Error> {
+    let (namespace, name) = coordinates(env);
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let secret = api.get_opt(&name).await.map_err(|source| Error::Kube {
+        action: "read the connection secret",
+        source,
+    })?;
+    Ok((api, name, secret))
+}
+
 /// `deletionPolicy: Orphan`: the database stays, so its password must too. The
 /// environment's owner reference comes off the connection secret before the
 /// environment goes, or garbage collection would delete the only copy.
@@ -158,15 +173,9 @@ pub(super) async fn keep_connection_secret(
     env: &DeveloperEnvironment,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let (namespace, name) = coordinates(env);
     let uid = uid_of(env);
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
     let kube = |action| move |source| Error::Kube { action, source };
-    let Some(secret) = api
-        .get_opt(&name)
-        .await
-        .map_err(kube("read the connection secret"))?
-    else {
+    let (api, name, Some(secret)) = read_connection_secret(env, ctx).await? else {
         return Ok(());
     };
     if !secret.owner_references().iter().any(|o| o.uid == uid) {
@@ -196,17 +205,10 @@ pub(super) async fn delete_connection_secret_elsewhere(
     env: &DeveloperEnvironment,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let (namespace, name) = coordinates(env);
-    if Some(namespace.as_str()) == env.namespace().as_deref() {
+    if Some(coordinates(env).0.as_str()) == env.namespace().as_deref() {
         return Ok(()); // garbage-collected through its owner reference
     }
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
-    let kube = |action| move |source| Error::Kube { action, source };
-    let Some(secret) = api
-        .get_opt(&name)
-        .await
-        .map_err(kube("read the connection secret"))?
-    else {
+    let (api, name, Some(secret)) = read_connection_secret(env, ctx).await? else {
         return Ok(());
     };
     if !belongs_to(&secret, &uid_of(env)) {
