@@ -458,14 +458,26 @@ fn an_expired_environment_deletes_itself() {
             ns,
             "brief",
             json!({"region": "us-east-1"}),
-            json!({"ttl": "6s"}),
+            // The ttl counts from creation, so it must outlast provisioning on a slow,
+            // loaded machine: a 6 s ttl once ran out before the environment was Ready.
+            json!({"ttl": "25s"}),
         ),
     );
     let obj = wait_phase(env, ns, "brief", "Ready");
-    assert!(obj["status"]["expiresAt"].is_string(), "{}", obj["status"]);
+    let created: k8s_openapi::jiff::Timestamp = obj["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expires: k8s_openapi::jiff::Timestamp = obj["status"]["expiresAt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no expiresAt: {}", obj["status"]))
+        .parse()
+        .unwrap();
+    assert_eq!(expires.duration_since(created).as_secs(), 25);
     let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
     eventually(
-        Duration::from_secs(40),
+        Duration::from_secs(60),
         "the environment to delete itself",
         || {
             env.run_kubectl(&[
@@ -485,4 +497,18 @@ fn an_expired_environment_deletes_itself() {
     eventually(Duration::from_secs(30), "its resources to be swept", || {
         (total(&cloud(env, "us-east-1", &uid)) == 0).then_some(())
     });
+    // Whoever finds the environment gone can learn why: the Event outlives it.
+    let events = env
+        .run_kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "--field-selector",
+            "regarding.name=brief",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .unwrap();
+    assert!(events.contains("Expired"), "{events}");
 }

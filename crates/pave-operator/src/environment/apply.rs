@@ -76,6 +76,9 @@ pub(super) async fn apply(
         if now >= expires {
             progress.save().await?;
             info!(environment = %controller::describe(env), "ttl ran out; deleting");
+            // The Event outlives the environment: whoever finds it gone learns why.
+            let note = format!("its ttl ran out at {expires}; deleting it");
+            ctx.event(env, "Expired", note).await;
             let api =
                 Api::<DeveloperEnvironment>::namespaced(ctx.client.clone(), &request.namespace);
             api.delete(&env.name_any(), &DeleteParams::default())
