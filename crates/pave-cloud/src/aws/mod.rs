@@ -117,6 +117,23 @@ impl Aws {
         &self.region
     }
 
+    /// The regions this account can use (DescribeRegions: enabled and opt-in-not-required
+    /// ones), for finding where this cluster's resources may be when the configuration
+    /// allows any region.
+    pub async fn regions(&self) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .ec2
+            .describe_regions()
+            .send()
+            .await
+            .map_err(|e| classify("DescribeRegions", "the account's regions", &e))?;
+        Ok(out
+            .regions()
+            .iter()
+            .filter_map(|r| r.region_name().map(str::to_owned))
+            .collect())
+    }
+
     /// How many API operations these clients have started (retries of one operation
     /// count once). For metrics, and for tests that hold the inventory to one describe
     /// per resource type.

@@ -109,11 +109,7 @@ pub(super) async fn apply(
             c.status == "True" && c.observed_generation == env.metadata.generation
         });
     if ready && !spec_changed && !drifted {
-        cloud
-            .regions
-            .lock()
-            .expect("not poisoned")
-            .insert(request.region.clone());
+        cloud.track(&request.region);
         progress.save().await?;
         return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
     }

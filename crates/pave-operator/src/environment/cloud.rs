@@ -23,7 +23,10 @@ pub struct Cloud {
     pub(super) inventories: Mutex<HashMap<String, Arc<Mutex<Option<Listing>>>>>,
     /// The address blocks in use, by region and environment UID (see `cidr_for`).
     pub(super) cidrs: Mutex<HashMap<String, BTreeMap<String, String>>>,
-    /// Regions that have (or had) environments: where the sweeper and drift check look.
+    /// Where the sweeper looks: regions where this operator acted since it started,
+    /// and those its first round found resources of this cluster in (see
+    /// `sweeper::discover_regions`); a region leaves once it holds nothing of this
+    /// cluster and no environment names it.
     pub(super) regions: std::sync::Mutex<BTreeSet<String>>,
     /// Wakes the sweeper (a Background deletion wants it now).
     pub(super) sweep_now: Notify,
@@ -47,18 +50,30 @@ pub(super) struct Listing {
 }
 
 impl Cloud {
+    /// The clients for `region`, for acting there: the region is swept from now on,
+    /// so nothing this operator creates in it can be left unseen.
     pub(super) async fn client(&self, region: &str) -> Arc<Aws> {
+        self.track(region);
+        self.connect(region).await
+    }
+
+    /// The clients for `region`, for looking only.
+    pub(super) async fn connect(&self, region: &str) -> Arc<Aws> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(region) {
             return client.clone();
         }
         let client = Arc::new(Aws::connect(region, self.endpoint.as_deref()).await);
         clients.insert(region.to_owned(), client.clone());
-        self.regions
-            .lock()
-            .expect("not poisoned")
-            .insert(region.to_owned());
         client
+    }
+
+    /// Adds `region` to those the sweeper looks at.
+    pub(super) fn track(&self, region: &str) {
+        let mut regions = self.regions.lock().expect("not poisoned");
+        if !regions.contains(region) {
+            regions.insert(region.to_owned());
+        }
     }
 
     /// Every resource of this cluster in `region` (see [`Aws::inventory`]), as listed
@@ -83,7 +98,7 @@ impl Cloud {
             return listing.result.clone();
         }
         let started = Instant::now();
-        let aws = self.client(region).await;
+        let aws = self.connect(region).await;
         let result = aws.inventory(&self.cluster_id).await.map(Arc::new);
         *latest = Some(Listing {
             started,
@@ -96,6 +111,7 @@ impl Cloud {
     /// deletion), so it is certainly gone once the API server no longer has it: the
     /// sweeper deletes its resources without a grace period. Wakes the sweeper.
     pub(super) fn released(&self, region: &str, uid: &str) {
+        self.track(region);
         self.memory(region, |m| m.released.insert(uid.to_owned()));
         self.sweep_now.notify_one();
     }

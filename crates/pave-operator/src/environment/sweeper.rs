@@ -49,9 +49,15 @@ pub(super) type Living = BTreeMap<String, bool>;
 pub(super) struct Verdict {
     /// Environment UIDs whose resources are deleted now.
     pub(super) sweep: Vec<String>,
-    /// Something will change soon (an environment being deleted): look again in
-    /// seconds rather than at the next interval.
-    pub(super) soon: bool,
+    /// When to look again sooner than the next interval: in seconds while an
+    /// environment is being deleted, and when the first grace period runs out.
+    pub(super) look_again: Option<Duration>,
+}
+
+impl Verdict {
+    fn sooner(&mut self, wait: Duration) {
+        self.look_again = Some(self.look_again.map_or(wait, |w| w.min(wait)));
+    }
 }
 
 /// Decides, from a region's listing and the environments that exist (read after it),
@@ -87,7 +93,9 @@ pub(super) fn judge(
     for (uid, (_, marked)) in owners {
         if let Some(terminating) = living.get(uid) {
             memory.ownerless_since.remove(uid);
-            verdict.soon |= *terminating;
+            if *terminating {
+                verdict.sooner(PENDING_POLL);
+            }
             continue;
         }
         if marked > 0 || memory.abandoned.contains(uid) {
@@ -98,58 +106,103 @@ pub(super) fn judge(
             continue;
         }
         let since = *memory.ownerless_since.entry(uid.to_owned()).or_insert(now);
-        if now.duration_since(since) >= grace {
+        let waited = now.duration_since(since);
+        if waited >= grace {
             verdict.sweep.push(uid.to_owned());
+        } else {
+            verdict.sooner(grace - waited);
         }
     }
     verdict
 }
 
-/// Runs every sweep interval, and at once when woken; keeps stepping while deletions
-/// are under way, and retries a failed round with backoff instead of waiting a whole
-/// interval.
+/// Runs at start (after finding the regions to look at), every sweep interval, and at
+/// once when woken; keeps stepping while deletions are under way or a grace period is
+/// about to run out, and retries a failed round with backoff instead of waiting a
+/// whole interval.
 pub(super) async fn sweeper(cloud: Arc<Cloud>) {
     let interval = cloud.config.sweep_interval;
+    // Which regions environments name is part of what the first round needs.
+    if cloud.store.wait_until_ready().await.is_err() {
+        return;
+    }
+    discover_regions(&cloud).await;
+    let mut failures = 0;
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = cloud.sweep_now.notified() => {}
-        }
-        let mut failures = 0;
-        loop {
-            let regions: Vec<String> = cloud
-                .regions
-                .lock()
-                .expect("not poisoned")
-                .iter()
-                .cloned()
-                .collect();
-            let (mut soon, mut failed) = (false, false);
-            for region in regions {
-                match sweep_region(&cloud, &region).await {
-                    Ok(again) => soon |= again,
-                    Err(error) => {
-                        warn!(%region, %error, "sweep failed; retrying with backoff");
-                        failed = true;
-                    }
+        let regions: Vec<String> = cloud
+            .regions
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .cloned()
+            .collect();
+        let (mut next, mut failed): (Option<Duration>, bool) = (None, false);
+        for region in regions {
+            match sweep_region(&cloud, &region).await {
+                Ok(again) => next = earliest(next, again),
+                Err(error) => {
+                    warn!(%region, %error, "sweep failed; retrying with backoff");
+                    failed = true;
                 }
             }
-            let wait = if failed {
-                failures += 1;
-                backoff(failures).min(interval)
-            } else if soon {
-                failures = 0;
-                PENDING_POLL
-            } else {
-                break;
-            };
-            tokio::time::sleep(wait).await;
+        }
+        let wait = if failed {
+            failures += 1;
+            backoff(failures).min(interval)
+        } else {
+            failures = 0;
+            next.map_or(interval, |next| next.min(interval))
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cloud.sweep_now.notified() => {}
         }
     }
 }
 
-/// One round in one region; `Ok(true)` when it should look again soon.
-async fn sweep_region(cloud: &Cloud, region: &str) -> Result<bool, String> {
+/// Adds to the regions the sweeper looks at every region where resources of this
+/// cluster may be, so that a restart forgets none (a Background deletion released
+/// just before a crash, a teardown cut short): the allowed regions when the
+/// configuration lists them, every region of the account (DescribeRegions) when it
+/// allows any or matches by prefix, and every region an environment names. The first
+/// round lists each once; those holding nothing of this cluster leave the set again.
+async fn discover_regions(cloud: &Cloud) {
+    let allowed = &cloud.config.allowed_regions;
+    let mut candidates: BTreeSet<String> = cloud
+        .store
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .map(|e| e.spec.parameters.region.clone())
+        .collect();
+    if !allowed.is_empty() && allowed.iter().all(|r| !r.ends_with('*')) {
+        candidates.extend(allowed.iter().cloned());
+    } else {
+        let home = candidates
+            .first()
+            .cloned()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        match cloud.connect(&home).await.regions().await {
+            Ok(regions) => candidates.extend(
+                regions
+                    .into_iter()
+                    .filter(|r| pave_cloud::policy::region_allowed(&cloud.config, r)),
+            ),
+            Err(error) => warn!(
+                %error,
+                "cannot list the account's regions: after this restart the sweeper looks only \
+                 where environments are; allow ec2:DescribeRegions, or list allowedRegions"
+            ),
+        }
+    }
+    for region in &candidates {
+        cloud.track(region);
+    }
+}
+
+/// One round in one region; `Ok(Some(wait))` when it should look again that soon.
+async fn sweep_region(cloud: &Cloud, region: &str) -> Result<Option<Duration>, String> {
     let inventory = cloud
         .inventory(region)
         .await
@@ -169,23 +222,49 @@ async fn sweep_region(cloud: &Cloud, region: &str) -> Result<bool, String> {
         Instant::now(),
         cloud.config.sweep_grace_period,
     );
+    if inventory.is_empty() {
+        untrack_if_unused(cloud, region);
+        return Ok(verdict.look_again);
+    }
     let aws = cloud.client(region).await;
-    let mut soon = verdict.soon;
+    let mut next = verdict.look_again;
     for uid in verdict.sweep {
         // The inventory above was listed after this round began.
         match teardown(&aws, owned_by(&inventory, &uid)).await {
             Ok(Teardown::Done) => info!(%region, environment_uid = %uid, "swept"),
             Ok(Teardown::Waiting(left)) => {
-                soon = true;
+                next = earliest(next, Some(PENDING_POLL));
                 info!(%region, environment_uid = %uid, left = left.len(), "sweeping");
             }
             Err(error) => {
-                soon = true;
+                next = earliest(next, Some(PENDING_POLL));
                 warn!(%region, environment_uid = %uid, %error, "sweep step failed; retrying");
             }
         }
     }
-    Ok(soon)
+    Ok(next)
+}
+
+/// The sooner of two optional waits.
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Stops sweeping `region`, which holds nothing of this cluster, unless an
+/// environment (or one this operator cannot read, whose region it cannot know) may
+/// still act there. Anything that creates there afterwards goes through
+/// [`Cloud::client`], which adds it back.
+fn untrack_if_unused(cloud: &Cloud, region: &str) {
+    let in_use = cloud.store.state().iter().any(|g| match &g.0 {
+        Ok(env) => env.spec.parameters.region == region,
+        Err(_) => true,
+    });
+    if !in_use {
+        cloud.regions.lock().expect("not poisoned").remove(region);
+    }
 }
 
 /// Every environment the API server has, by UID, read by metadata so that one this
@@ -267,6 +346,18 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_grace_period_asks_for_a_look_when_it_runs_out() {
+        let inventory = [resource("gone", false)];
+        let mut memory = Memory::default();
+        let t0 = Instant::now();
+        let first = judge(&inventory, &Living::new(), &mut memory, t0, GRACE);
+        assert_eq!(first.look_again, Some(GRACE));
+        let later = t0 + Duration::from_secs(200);
+        let second = judge(&inventory, &Living::new(), &mut memory, later, GRACE);
+        assert_eq!(second.look_again, Some(Duration::from_secs(100)));
+    }
+
+    #[test]
     fn reappearing_alive_restarts_the_grace_period() {
         let inventory = [resource("x", false)];
         let mut memory = Memory::default();
@@ -320,7 +411,7 @@ mod tests {
             verdict,
             Verdict {
                 sweep: vec![],
-                soon: true
+                look_again: Some(PENDING_POLL)
             }
         );
         let verdict = judge(&inventory, &Living::new(), &mut memory, t0, GRACE);

@@ -1,13 +1,19 @@
-//! Address blocks are taken from what exists, not from memory: a block is free again
-//! once its environment's VPC is gone, whichever way it went (Foreground teardown, the
-//! sweeper after a Background deletion), and a restarted operator knows which blocks
-//! are taken. Its own test binary, because the pool here is tiny: four blocks.
+//! What the operator must learn from what exists rather than keep in memory, so that
+//! deleting and restarting lose nothing: address blocks (freed once their VPC is gone,
+//! known after a restart) and the regions the sweeper looks at (a restarted operator
+//! still sweeps a region no environment names any more). Its own test binary: the
+//! pool here is tiny (four blocks), and the sweep interval is an hour, so whatever
+//! is swept here was swept because something woke the sweeper, not by the clock.
 //!
-//! This failed on the operator that only ever added blocks to an in-memory map (and
-//! called a full pool Terminal, so an environment waiting for a block never got one).
+//! The tests start and restart their own operators, one test at a time.
+//!
+//! These failed on the operator that only ever added blocks to an in-memory map (and
+//! called a full pool Terminal, so an environment waiting for a block never got one),
+//! and that swept only regions it had acted in since it started.
 
 mod common;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::devenv::{cloud, condition, environment, get_environment, uid_of, wait_phase};
@@ -15,16 +21,20 @@ use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
 
-/// Four /24 blocks in all.
+/// Four /24 blocks in all; a sweep interval no test waits for.
 const CONFIG: &str = "
-allowedRegions: [us-east-1]
+allowedRegions: [us-east-1, eu-west-1]
 cidrPool: 10.8.0.0/22
 vpcPrefixLength: 24
 environmentsPerNamespace: 0
-sweepInterval: 1s
-sweepGracePeriod: 1s
+sweepInterval: 1h
+sweepGracePeriod: 2s
 resyncInterval: 3s
 ";
+
+/// One operator at a time: two with the same cluster id would both act on every
+/// environment.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn start(env: &TestEnv) -> Operator {
     let operator = Operator::start_with_config(env, Some(CONFIG));
@@ -93,6 +103,7 @@ fn distinct_blocks(env: &TestEnv, ns: &str, names: &[&str]) {
 
 #[test]
 fn blocks_are_freed_when_environments_go_and_known_after_a_restart() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::shared();
     let mut operator = start(env);
     let ns = env.namespace("devenv-cidr");
@@ -141,5 +152,71 @@ fn blocks_are_freed_when_environments_go_and_known_after_a_restart() {
             get_environment(env, ns, name).is_none().then_some(())
         });
     }
+    drop(operator);
+}
+
+/// Resources of this cluster that no environment owns, in a region no environment
+/// names (what a crash just after a Background deletion leaves): `uid`'s VPC, with
+/// the orphan mark if `orphaned`. Returns the VPC id.
+fn leftover(env: &TestEnv, region: &str, uid: &str, orphaned: bool) -> String {
+    let cluster = format!("test-{}", std::process::id());
+    let program = format!(
+        r#"
+import boto3
+ec2 = boto3.client("ec2", region_name={region:?})
+tags = [{{"Key": "pave.dev/cluster-id", "Value": {cluster:?}}},
+        {{"Key": "pave.dev/environment-uid", "Value": {uid:?}}},
+        {{"Key": "pave.dev/name", "Value": "pave-" + {uid:?}[:8] + "-vpc"}}]
+if {orphaned}:
+    tags.append({{"Key": "pave.dev/orphaned", "Value": "true"}})
+vpc = ec2.create_vpc(CidrBlock="10.200.0.0/24",
+    TagSpecifications=[{{"ResourceType": "vpc", "Tags": tags}}])["Vpc"]["VpcId"]
+print(vpc)
+"#,
+        orphaned = if orphaned { "True" } else { "False" },
+    );
+    env.boto3(&program)
+        .expect("boto3 create_vpc")
+        .trim()
+        .to_owned()
+}
+
+fn vpc_exists(env: &TestEnv, region: &str, id: &str) -> bool {
+    let program = format!(
+        r#"
+import boto3
+ec2 = boto3.client("ec2", region_name={region:?})
+print(len(ec2.describe_vpcs(Filters=[{{"Name": "vpc-id", "Values": [{id:?}]}}])["Vpcs"]))
+"#
+    );
+    env.boto3(&program).expect("boto3 describe_vpcs").trim() == "1"
+}
+
+#[test]
+fn a_restarted_operator_sweeps_regions_no_environment_names() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::shared();
+    let gone = leftover(
+        env,
+        "eu-west-1",
+        "0badc0de-0000-4000-8000-000000000001",
+        false,
+    );
+    let kept = leftover(
+        env,
+        "eu-west-1",
+        "0badc0de-0000-4000-8000-000000000002",
+        true,
+    );
+    let operator = start(env);
+    eventually(
+        Duration::from_secs(60),
+        "the ownerless VPC in eu-west-1 to be swept",
+        || (!vpc_exists(env, "eu-west-1", &gone)).then_some(()),
+    );
+    assert!(
+        vpc_exists(env, "eu-west-1", &kept),
+        "the VPC marked orphaned is kept"
+    );
     drop(operator);
 }
