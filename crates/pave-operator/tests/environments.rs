@@ -7,10 +7,10 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::devenv::{cloud, count, environment, get, total, wait_phase};
+use common::devenv::{cloud, count, environment, get, total, uid_of, wait_phase};
 use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Short intervals so the sweeper and drift check act within a test.
 const CONFIG: &str = "
@@ -443,6 +443,140 @@ ec2.delete_tags(Resources=[{vpc:?}], Tags=[{{"Key": "pave.dev/environment"}}])
         ])
         .unwrap();
     assert!(events.contains("DriftCorrected"), "{events}");
+}
+
+#[test]
+fn an_environment_whose_every_resource_went_out_of_band_is_rebuilt() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-allgone");
+    let ns = ns.name();
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "vanished",
+            json!({"region": "us-east-1", "clusterSize": "small"}),
+            json!({}),
+        ),
+    );
+    let uid = uid_of(env, ns, "vanished");
+    wait_phase(env, ns, "vanished", "Ready");
+    let before = cloud(env, "us-east-1", &uid);
+    let ids = |kind: &str| -> Vec<String> {
+        before[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Out of band, everything, in the order AWS allows.
+    env.boto3(&format!(
+        r#"
+import boto3
+ec2 = boto3.client("ec2", region_name="us-east-1")
+ec2.terminate_instances(InstanceIds={instances:?})
+for g in {groups:?}: ec2.delete_security_group(GroupId=g)
+for s in {subnets:?}: ec2.delete_subnet(SubnetId=s)
+for v in {vpcs:?}: ec2.delete_vpc(VpcId=v)
+"#,
+        instances = ids("Instance"),
+        groups = ids("SecurityGroup"),
+        subnets = ids("Subnet"),
+        vpcs = ids("VPC"),
+    ))
+    .unwrap();
+
+    let after = eventually(Duration::from_secs(30), "everything to be rebuilt", || {
+        let c = cloud(env, "us-east-1", &uid);
+        (total(&c) == total(&before)).then_some(c)
+    });
+    assert_ne!(after["VPC"][0]["id"], before["VPC"][0]["id"], "{after}");
+    let events = env
+        .run_kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "--field-selector",
+            "regarding.name=vanished",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .unwrap();
+    assert!(events.contains("DriftCorrected"), "{events}");
+    wait_phase(env, ns, "vanished", "Ready");
+}
+
+#[test]
+fn an_ingress_rule_opened_on_the_database_group_is_revoked() {
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("devenv-ingress");
+    let ns = ns.name();
+    kubectl_apply(
+        env,
+        &environment(
+            ns,
+            "guarded",
+            json!({"region": "us-east-1", "dbSize": "db.t3.micro"}),
+            json!({}),
+        ),
+    );
+    let uid = uid_of(env, ns, "guarded");
+    wait_phase(env, ns, "guarded", "Ready");
+    let db_group = |c: &Value| -> Value {
+        c["SecurityGroup"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| {
+                g["tags"]["pave.dev/name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-db"))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no database group: {c}"))
+    };
+    let group = db_group(&cloud(env, "us-east-1", &uid));
+    let wanted = group["ingress"].clone();
+    env.boto3(&format!(
+        r#"
+import boto3
+ec2 = boto3.client("ec2", region_name="us-east-1")
+ec2.authorize_security_group_ingress(GroupId={id:?}, IpPermissions=[{{
+    "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+    "IpRanges": [{{"CidrIp": "0.0.0.0/0"}}]}}])
+"#,
+        id = group["id"].as_str().unwrap(),
+    ))
+    .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the rule open to the world to be revoked",
+        || {
+            let ingress = db_group(&cloud(env, "us-east-1", &uid))["ingress"].clone();
+            (ingress == wanted).then_some(())
+        },
+    );
+    // It was there (the drift check may take it away before boto3 could look), and
+    // the user is told.
+    let notes = env
+        .run_kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "--field-selector",
+            "regarding.name=guarded,reason=DriftCorrected",
+            "-o",
+            "jsonpath={.items[*].note}",
+        ])
+        .unwrap();
+    assert!(notes.contains("0.0.0.0/0"), "{notes}");
 }
 
 #[test]

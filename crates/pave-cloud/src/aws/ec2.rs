@@ -639,6 +639,7 @@ impl Aws {
 
     fn observe_group(&self, group: &SecurityGroup) -> Observed {
         let id = group.group_id().unwrap_or_default().to_owned();
+        let ingress = ingress_rules(group.ip_permissions());
         Observed {
             arn: group
                 .security_group_arn()
@@ -648,7 +649,10 @@ impl Aws {
             state: "available".to_owned(),
             endpoint: None,
             tags: tag_map(group.tags()),
-            attributes: attributes([(attr::VPC_ID, group.vpc_id())]),
+            attributes: attributes([
+                (attr::VPC_ID, group.vpc_id()),
+                (attr::INGRESS, Some(ingress.as_str())),
+            ]),
             id,
         }
     }
@@ -768,14 +772,43 @@ fn derived_token(name: &str, dead_instance_id: &str) -> String {
 }
 
 /// A permission as people read it in an Event: `tcp 5432 from 0.0.0.0/0, sg-123`.
+/// A group's ingress as [`attr::INGRESS`] has it: one `protocol ports from source` per
+/// source, sorted, `; `-separated, so two descriptions of the same rules compare equal
+/// however AWS groups them.
+pub(super) fn ingress_rules(permissions: &[IpPermission]) -> String {
+    let mut rules: Vec<String> = permissions
+        .iter()
+        .flat_map(|p| {
+            let protocol = p.ip_protocol().unwrap_or("?");
+            let ports = ports(p);
+            sources(p).map(move |source| format!("{protocol} {ports} from {source}"))
+        })
+        .collect();
+    rules.sort();
+    rules.join("; ")
+}
+
 fn describe_permission(p: &IpPermission) -> String {
-    let ports = match (p.from_port(), p.to_port()) {
+    format!(
+        "{} {} from {}",
+        p.ip_protocol().unwrap_or("?"),
+        ports(p),
+        sources(p).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// `5432`, `0-65535`, or `all`.
+fn ports(p: &IpPermission) -> String {
+    match (p.from_port(), p.to_port()) {
         (Some(a), Some(b)) if a == b => a.to_string(),
         (Some(a), Some(b)) => format!("{a}-{b}"),
         _ => "all".to_owned(),
-    };
-    let sources: Vec<&str> = p
-        .ip_ranges()
+    }
+}
+
+/// Every source a rule admits: CIDRs, prefix lists, security groups.
+fn sources(p: &IpPermission) -> impl Iterator<Item = &str> {
+    p.ip_ranges()
         .iter()
         .filter_map(|r| r.cidr_ip())
         .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
@@ -785,12 +818,6 @@ fn describe_permission(p: &IpPermission) -> String {
                 .filter_map(|r| r.prefix_list_id()),
         )
         .chain(p.user_id_group_pairs().iter().filter_map(|r| r.group_id()))
-        .collect();
-    format!(
-        "{} {ports} from {}",
-        p.ip_protocol().unwrap_or("?"),
-        sources.join(", ")
-    )
 }
 
 fn missing(operation: &str, resource: &str, field: &str) -> CloudError {

@@ -584,6 +584,9 @@ pub mod attr {
     pub const AVAILABILITY_ZONE: &str = "availabilityZone";
     /// Subnet, security group, DB subnet group.
     pub const VPC_ID: &str = "vpcId";
+    /// Security group: its ingress rules, one `protocol ports from source` per source,
+    /// sorted and `; `-separated (`tcp 5432 from sg-0abc`).
+    pub const INGRESS: &str = "ingress";
     /// DB instance class, including a change RDS is still applying.
     pub const CLASS: &str = "class";
     /// DB instance allocated storage in GiB, including a change RDS is still applying.

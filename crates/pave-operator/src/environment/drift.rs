@@ -19,8 +19,8 @@ use crate::controller::{self};
 
 /// Every resync interval: lists each region once, and asks for a reconcile of every
 /// environment whose cloud resources drifted from its plan: a resource gone (a
-/// terminated instance), a database class or size changed out of band, a tag
-/// missing. The check itself calls one describe per resource type per region, however
+/// terminated instance), all of them gone, a database class or size changed out of
+/// band, a rule added to the database group, a tag missing. The check itself calls one describe per resource type per region, however
 /// many environments there are; only drifted environments cost more.
 pub(super) async fn drift_check(
     cloud: Arc<Cloud>,
@@ -84,7 +84,14 @@ pub(super) fn drift(
         .filter(|(_, o)| o.tags.get(tags::ENVIRONMENT_UID) == Some(&uid))
         .filter_map(|(_, o)| o.tags.get(tags::NAME).map(|n| (n.as_str(), o)))
         .collect();
-    let cidr = mine.values().find_map(|o| o.tags.get(CIDR_TAG))?;
+    let Some(cidr) = mine.values().find_map(|o| o.tags.get(CIDR_TAG)) else {
+        // Nothing of it left in the cloud, though status says it was created.
+        let created = env
+            .status
+            .as_ref()
+            .is_some_and(|s| s.resources.iter().any(|r| r.id.is_some()));
+        return created.then(|| "every cloud resource of it is gone".to_owned());
+    };
     let mut plan =
         pave_cloud::plan::plan(&request_of(env), &cloud.config, cidr, &cloud.cluster_id).ok()?;
     plan.tags.insert(CIDR_TAG.to_owned(), cidr.clone());
@@ -113,6 +120,15 @@ pub(super) fn drift(
                     (attr::STORAGE, storage_gib.to_string()),
                 ]
             }
+            // The database port open to the compute group, and nothing else.
+            pave_cloud::ResourceSpec::SecurityGroup {
+                db_port: Some(port),
+                compute_group: Some(compute),
+                ..
+            } => match mine.get(compute.as_str()) {
+                Some(group) => vec![(attr::INGRESS, format!("tcp {port} from {}", group.id))],
+                None => vec![],
+            },
             _ => vec![],
         };
         for (key, value) in wanted {
