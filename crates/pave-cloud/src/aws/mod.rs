@@ -320,8 +320,8 @@ impl Aws {
     }
 
     /// Brings an existing resource in line with `desired` where AWS can do it in place:
-    /// a DB instance's class and allocated storage (ModifyDBInstance, ApplyImmediately;
-    /// storage only grows), the database security group's single ingress rule (any
+    /// a DB instance's class, allocated storage and engine version (ModifyDBInstance,
+    /// ApplyImmediately; storage only grows, the version only goes up), the database security group's single ingress rule (any
     /// other ingress on it is revoked: the database port is open only to compute), and
     /// missing or changed tags. Tags pave does not own (and `pave.dev/orphaned`) are
     /// left alone. Returns what changed, human-readable (for Events); empty when nothing.
@@ -337,11 +337,19 @@ impl Aws {
         let mut changes = Vec::new();
         match &desired.spec {
             ResourceSpec::DbInstance {
-                class, storage_gib, ..
+                class,
+                storage_gib,
+                engine_version,
+                ..
             } => {
                 changes.extend(
-                    self.modify_db_instance(&desired.name, class, *storage_gib)
-                        .await?,
+                    self.modify_db_instance(
+                        &desired.name,
+                        class,
+                        *storage_gib,
+                        engine_version.as_deref(),
+                    )
+                    .await?,
                 );
             }
             ResourceSpec::SecurityGroup {

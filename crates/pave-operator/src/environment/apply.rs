@@ -12,15 +12,15 @@ use kube::runtime::controller::Action;
 use pave_api::DeveloperEnvironment;
 use pave_api::conditions::{self, READY, RECOVERABLE, SYNCED, Status, TERMINAL};
 use pave_api::environment::{Phase, SecretRef};
-use pave_cloud::model::tags;
 use pave_cloud::policy::{self, RefusalReason};
 use pave_cloud::{Observed, ResourceKind};
 use tracing::{info, warn};
 
 use super::secret::SecretOutcome;
+use super::teardown::{Beyond, remove_unplanned};
 use super::{
-    CIDR_TAG, Cloud, Inventory, PENDING_POLL, Progress, cidr_for, connection_secret,
-    fill_connection_secret, policy_context, request_of,
+    CIDR_TAG, Cloud, PENDING_POLL, Progress, cidr_for, connection_secret, fill_connection_secret,
+    policy_context, request_of,
 };
 use crate::controller::{self, Context};
 use crate::error::Error;
@@ -275,45 +275,51 @@ pub(super) async fn apply(
         ids.insert(desired.name.clone(), observed.id.clone());
         progress.resource(desired.kind, &desired.name, Some(&observed), None);
     }
-    // Instances beyond the profile (clusterSize went down) are removed; only a spec
-    // change or drift can leave any.
+    // What the cloud has beyond the plan (clusterSize went down, dbSize was removed);
+    // only a spec change or drift can leave any, so only then is the region listed.
     let planned: BTreeSet<&str> = plan.resources.iter().map(|d| d.name.as_str()).collect();
-    let inventory = if trust_status {
-        Ok(Inventory::default())
+    let beyond = if trust_status {
+        Beyond::default()
     } else {
-        cloud.inventory(&request.region).await
-    };
-    match inventory {
-        Ok(inventory) => {
-            for (kind, observed) in inventory.iter() {
-                let ours = observed.tags.get(tags::ENVIRONMENT_UID) == Some(&request.uid);
-                let name = observed.tags.get(tags::NAME).cloned().unwrap_or_default();
-                if ours && *kind == ResourceKind::Instance && !planned.contains(name.as_str()) {
-                    match aws.delete(*kind, observed).await {
-                        Ok(_) => {
-                            info!(environment = %controller::describe(env), resource = %name, "removed: no longer in the profile")
-                        }
-                        Err(error) => return progress.failed(error).await,
-                    }
-                }
-            }
+        match cloud.inventory(&request.region).await {
+            Ok(inventory) => match remove_unplanned(env, &aws, &inventory, &planned).await {
+                Ok(beyond) => beyond,
+                Err(error) => return progress.failed(error).await,
+            },
+            Err(error) => return progress.failed(error).await,
         }
-        Err(error) => return progress.failed(error).await,
-    }
-    progress
-        .status
-        .resources
-        .retain(|r| planned.contains(r.name.as_str()));
-    progress
-        .status
-        .resources
-        .sort_by_key(|r| plan.resources.iter().position(|d| d.name == r.name));
+    };
+    pending.extend(beyond.deleting.iter().cloned());
+    progress.status.resources.retain(|r| {
+        planned.contains(r.name.as_str()) || beyond.kept.iter().any(|(_, name)| *name == r.name)
+    });
+    progress.status.resources.sort_by_key(|r| {
+        plan.resources
+            .iter()
+            .position(|d| d.name == r.name)
+            .unwrap_or(usize::MAX)
+    });
 
     if let Some(database) = &database {
         fill_connection_secret(ctx, &secret, database, &plan, &ids).await?;
     }
     progress.clear(RECOVERABLE);
-    progress.condition(SYNCED, Status::True, "Synced", "the cloud matches the spec");
+    if beyond.kept.is_empty() {
+        progress.condition(SYNCED, Status::True, "Synced", "the cloud matches the spec");
+    } else {
+        let kept: Vec<String> = beyond
+            .kept
+            .iter()
+            .map(|(kind, name)| format!("{kind} {name}"))
+            .collect();
+        let message = format!(
+            "dbSize was removed, but deletionPolicy is Orphan, so pave keeps the database and \
+             what it needs ({}): set dbSize again to use it, or set deletionPolicy: Delete to \
+             have it deleted",
+            kept.join(", ")
+        );
+        progress.condition(SYNCED, Status::False, "DatabaseKept", message);
+    }
     if pending.is_empty() {
         progress.status.phase = Some(Phase::Ready);
         progress.condition(

@@ -50,7 +50,7 @@ mod teardown;
 
 use addresses::{CIDR_TAG, cidr_for};
 use apply::apply;
-use cloud::{Cloud, Inventory};
+use cloud::Cloud;
 use drift::drift_check;
 use guardrails::{policy_context, request_of};
 use progress::Progress;

@@ -202,6 +202,58 @@ async fn abandon(
     Ok(Action::await_change())
 }
 
+/// What an environment has in the cloud beyond its plan, after [`remove_unplanned`].
+#[derive(Debug, Default)]
+pub(super) struct Beyond {
+    /// Kept on purpose, by kind and name: the database and what it needs, when
+    /// `dbSize` was removed under `deletionPolicy: Orphan`.
+    pub(super) kept: Vec<(ResourceKind, String)>,
+    /// Still on their way out, as `kind name is state` lines for the Ready condition.
+    pub(super) deleting: Vec<String>,
+}
+
+/// Removes what environment `env` has in the cloud and its plan no longer names: the
+/// instances beyond a smaller `clusterSize`, and after `dbSize` was removed its
+/// database, DB subnet group and database security group. That is the user's own
+/// request, carried out by the environment's `deletionPolicy`: Delete deletes them the
+/// way a teardown does (reverse creation order, waiting for each kind to be gone);
+/// Orphan deletes only instances, which hold no data, and keeps the rest, which the
+/// Synced condition then says. One step, like [`teardown`]: what is still going is
+/// reported, and the next reconcile continues.
+pub(super) async fn remove_unplanned(
+    env: &DeveloperEnvironment,
+    aws: &Aws,
+    inventory: &[(ResourceKind, Observed)],
+    planned: &BTreeSet<&str>,
+) -> Result<Beyond, CloudError> {
+    let name_of = |o: &Observed| o.tags.get(tags::NAME).cloned().unwrap_or_default();
+    let (remove, kept): (Vec<_>, Vec<_>) = owned_by(inventory, &uid_of(env))
+        .into_iter()
+        .filter(|(_, o)| !planned.contains(name_of(o).as_str()))
+        .partition(|(kind, _)| {
+            *kind == ResourceKind::Instance || env.spec.deletion_policy != DeletionPolicy::Orphan
+        });
+    for (kind, observed) in &remove {
+        info!(environment = %controller::describe(env), resource = %name_of(observed), %kind, "removing: no longer in the spec");
+    }
+    let deleting = match teardown(aws, remove).await? {
+        Teardown::Done => Vec::new(),
+        Teardown::Waiting(left) => left
+            .iter()
+            .map(|(kind, o)| {
+                format!(
+                    "{kind} {} is being deleted (no longer in the spec)",
+                    name_of(o)
+                )
+            })
+            .collect(),
+    };
+    Ok(Beyond {
+        kept: kept.iter().map(|(kind, o)| (*kind, name_of(o))).collect(),
+        deleting,
+    })
+}
+
 /// Where a teardown stands.
 pub(super) enum Teardown {
     Done,

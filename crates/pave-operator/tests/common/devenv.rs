@@ -60,7 +60,7 @@ out = {{
 for d in rds.describe_db_instances()["DBInstances"]:
     t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
     if t.get("pave.dev/environment-uid") == uid:
-        out["DBInstance"].append({{"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "storage": d["AllocatedStorage"], "tags": t}})
+        out["DBInstance"].append({{"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "version": d["EngineVersion"], "storage": d["AllocatedStorage"], "tags": t}})
 for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
     t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
     if t.get("pave.dev/environment-uid") == uid:
