@@ -1055,6 +1055,27 @@ async fn a_hung_endpoint_fails_recoverably_within_the_operation_timeout() {
     assert!(!err.is_terminal(), "{err}");
     assert_eq!(err.code(), "Timeout", "{err}");
     assert!(waited < Duration::from_secs(25), "blocked for {waited:?}");
+
+    // An inventory asks for smaller pages first, and gives up once the smallest one
+    // timed out too: after six page timeouts (1000, 500, 250, 125, 62, 50), naming the
+    // call.
+    let page_timeout = Duration::from_millis(500);
+    let aws = aws.with_page_timeout(page_timeout);
+    let started = Instant::now();
+    let err = aws.inventory(&env.cluster).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(!err.is_terminal(), "{err}");
+    assert_eq!(err.code(), "Timeout", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("DescribeVpcs on ") && message.contains("not even a page of 50"),
+        "{message}"
+    );
+    assert!(waited >= page_timeout * 6, "gave up after {waited:?}");
+    assert!(
+        waited < page_timeout * 6 + Duration::from_secs(5),
+        "blocked for {waited:?}"
+    );
 }
 
 /// Issue 10, defect 11: at 400 environments one DescribeSecurityGroups outgrew the
