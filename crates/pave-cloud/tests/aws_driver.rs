@@ -2,7 +2,8 @@
 //! resource of an environment created, found, created again without duplicates,
 //! changed in place, inventoried and deleted; crash-recovery and drift repair of the
 //! database security group; refusal of an RDS name held by another environment;
-//! classification of real error answers; and a hung endpoint that must not block.
+//! classification of real error answers; a hung endpoint that must not block; and an
+//! inventory whose full-size pages are too slow, behind the fault proxy.
 //!
 //! Every test uses its own environment uid and cluster id, and the inventory filters by
 //! cluster id, so tests share moto without resetting it (a reset would pull resources
@@ -19,6 +20,7 @@ use pave_cloud::{
     CloudError, Desired, Observed, Plan, ResourceKind, ResourceSpec, SecurityGroupRole,
 };
 use pave_testenv::TestEnv;
+use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, When};
 
 const REGION: &str = "ap-northeast-2";
 /// An AMI moto 5.2.5 ships in every region (moto/ec2/resources/amis.json.gz).
@@ -1053,4 +1055,175 @@ async fn a_hung_endpoint_fails_recoverably_within_the_operation_timeout() {
     assert!(!err.is_terminal(), "{err}");
     assert_eq!(err.code(), "Timeout", "{err}");
     assert!(waited < Duration::from_secs(25), "blocked for {waited:?}");
+
+    // An inventory asks for smaller pages first, and gives up once the smallest one
+    // timed out too: after six page timeouts (1000, 500, 250, 125, 62, 50), naming the
+    // call.
+    let page_timeout = Duration::from_millis(500);
+    let aws = aws.with_page_timeout(page_timeout);
+    let started = Instant::now();
+    let err = aws.inventory(&env.cluster).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(!err.is_terminal(), "{err}");
+    assert_eq!(err.code(), "Timeout", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("DescribeVpcs on ") && message.contains("not even a page of 50"),
+        "{message}"
+    );
+    assert!(waited >= page_timeout * 6, "gave up after {waited:?}");
+    assert!(
+        waited < page_timeout * 6 + Duration::from_secs(5),
+        "blocked for {waited:?}"
+    );
+}
+
+/// Issue 10, defect 11: at 400 environments one DescribeSecurityGroups outgrew the
+/// per-call timeout, so the inventory never completed. Here pages of more than 60
+/// groups are slower than the page timeout (the proxy cuts moto's whole answers into
+/// pages as AWS does and delays the large ones), and the inventory must still list
+/// every group, in pages small enough to answer in time.
+#[tokio::test]
+async fn an_inventory_whose_full_pages_are_too_slow_completes_in_smaller_pages() {
+    const GROUPS: usize = 150;
+    const FAST_UP_TO: usize = 60;
+    const PAGE_TIMEOUT: Duration = Duration::from_secs(2);
+    let moto = TestEnv::shared();
+    let proxy = FaultProxy::start(&moto.moto_endpoint()).expect("start the fault proxy");
+    proxy.set_aws_paging(true);
+    let aws = Aws::connect_with_credentials(REGION, Some(&proxy.endpoint()), credentials())
+        .await
+        .with_page_timeout(PAGE_TIMEOUT);
+    let (ec2, _) = raw().await;
+    let env = Env::new();
+    let cluster_tags = |kind| {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(kind)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(tags::CLUSTER)
+                    .value(&env.cluster)
+                    .build(),
+            )
+            .build()
+    };
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.65.0.0/20")
+        .tag_specifications(cluster_tags(aws_sdk_ec2::types::ResourceType::Vpc))
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_owned();
+    let mut groups = Vec::new();
+    for i in 0..GROUPS {
+        let id = ec2
+            .create_security_group()
+            .group_name(format!("paging-{}-{i}", env.cluster))
+            .description("paging")
+            .vpc_id(&vpc)
+            .tag_specifications(cluster_tags(
+                aws_sdk_ec2::types::ResourceType::SecurityGroup,
+            ))
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_owned();
+        groups.push(id);
+    }
+    groups.sort();
+    proxy.set_rules(vec![Rule::new(
+        ["Describe*"],
+        When::Always,
+        Fault::SlowPages {
+            items_over: FAST_UP_TO,
+            delay: Duration::from_secs(60),
+        },
+    )]);
+    proxy.clear_requests();
+
+    let started = Instant::now();
+    let inventory = aws
+        .inventory(&env.cluster)
+        .await
+        .expect("the inventory completes");
+    let took = started.elapsed();
+    let listed: Vec<String> = inventory
+        .iter()
+        .filter(|(kind, _)| *kind == ResourceKind::SecurityGroup)
+        .map(|(_, o)| o.id.clone())
+        .collect();
+    assert_eq!(listed, groups, "every group, once");
+    let vpcs: Vec<&str> = inventory
+        .iter()
+        .filter(|(kind, _)| *kind == ResourceKind::Vpc)
+        .map(|(_, o)| o.id.as_str())
+        .collect();
+    assert_eq!(vpcs, [vpc.as_str()]);
+
+    // The log: the full page and the halves that were still too large timed out
+    // (the driver gave up on them, so nobody was answered), then smaller pages were
+    // answered, each within what the proxy answers at once, together every group.
+    let pages: Vec<(i32, Option<u16>, Option<usize>)> = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.action == "DescribeSecurityGroups")
+        .map(|s| {
+            (
+                s.param("MaxResults").unwrap().parse().unwrap(),
+                s.status,
+                s.items,
+            )
+        })
+        .collect();
+    let timed_out: Vec<i32> = pages
+        .iter()
+        .filter(|(_, status, _)| status.is_none())
+        .map(|(size, ..)| *size)
+        .collect();
+    assert_eq!(timed_out[..4], [1000, 500, 250, 125], "{pages:?}");
+    let answered: Vec<&(i32, Option<u16>, Option<usize>)> = pages
+        .iter()
+        .filter(|(_, status, _)| status.is_some())
+        .collect();
+    assert!(
+        answered
+            .iter()
+            .all(|(size, status, items)| *status == Some(200)
+                && *size as usize <= FAST_UP_TO
+                && items.is_some_and(|n| n <= FAST_UP_TO)),
+        "{pages:?}"
+    );
+    let total: usize = answered.iter().map(|(.., items)| items.unwrap()).sum();
+    assert_eq!(total, GROUPS, "{pages:?}");
+    // Each timed-out page cost one page timeout, not a listing's worth of retries.
+    assert!(
+        took < PAGE_TIMEOUT * (timed_out.len() as u32 + 6),
+        "{took:?} for {pages:?}"
+    );
+    // RDS pages at its own maximum, 100 (MaxRecords must be 20..=100).
+    let requests = proxy.requests();
+    let rds_sizes: Vec<&str> = requests
+        .iter()
+        .filter(|s| s.service == "rds")
+        .filter_map(|s| s.param("MaxRecords"))
+        .collect();
+    assert!(
+        !rds_sizes.is_empty() && rds_sizes.iter().all(|s| *s == "100"),
+        "{rds_sizes:?}"
+    );
+
+    for id in &groups {
+        ec2.delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.delete_vpc().vpc_id(&vpc).send().await.unwrap();
 }

@@ -3,7 +3,8 @@
 //! takes its waiting path), moto meanwhile holds its instant truth, and after the
 //! window the driver sees moto's state. Plus a listing with one slowed and one normal
 //! database, compared with moto's own answer, to show the rewriting touches nothing
-//! it does not target.
+//! it does not target. And listings paged as AWS pages them (moto answers some
+//! whole), with pages over a size made slow.
 //!
 //! Each test has its own proxy (slow states are per proxy) and its own names, so the
 //! tests share moto without resetting it.
@@ -18,7 +19,9 @@ use pave_cloud::aws::{Aws, Credentials, attr};
 use pave_cloud::model::tags;
 use pave_cloud::{Desired, Observed, ResourceKind, ResourceSpec, SecurityGroupRole};
 use pave_testenv::TestEnv;
-use pave_testenv::fault_proxy::{FaultProxy, Reported, Seen, SlowState, Transition};
+use pave_testenv::fault_proxy::{
+    Fault, FaultProxy, Reported, Rule, Seen, SlowState, Transition, When,
+};
 
 const REGION: &str = "eu-west-3";
 /// An AMI moto 5.2.5 ships in every region.
@@ -739,4 +742,130 @@ fn a_listing_with_one_slowed_database_differs_from_motos_only_there() {
         ),
     );
     assert_eq!(status, 200);
+}
+
+/// A security group straight at moto, tagged `pave.dev/cluster-id=cluster`: its id.
+fn moto_group(vpc: &str, name: &str, cluster: &str) -> String {
+    let (status, body) = call(
+        &TestEnv::shared().moto_endpoint(),
+        "ec2",
+        &format!(
+            "Action=CreateSecurityGroup&Version=2016-11-15&GroupName={name}&GroupDescription=paging\
+             &VpcId={vpc}&TagSpecification.1.ResourceType=security-group\
+             &TagSpecification.1.Tag.1.Key=pave.dev%2Fcluster-id&TagSpecification.1.Tag.1.Value={cluster}"
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    first(&body, "groupId").unwrap().to_owned()
+}
+
+/// Every `<groupId>` directly under an item of the answer's `securityGroupInfo`.
+fn group_ids(body: &str) -> Vec<String> {
+    body.split("<item><groupId>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn listings_are_paged_as_aws_pages_them_and_large_pages_can_be_slow() {
+    let env = TestEnv::shared();
+    let proxy = FaultProxy::start(&env.moto_endpoint()).unwrap();
+    let short = unique();
+    let cluster = format!("paging-{short}");
+    let (status, body) = call(
+        &env.moto_endpoint(),
+        "ec2",
+        "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.81.0.0/20",
+    );
+    assert_eq!(status, 200, "{body}");
+    let vpc = first(&body, "vpcId").unwrap().to_owned();
+    let mut created: Vec<String> = (0..7)
+        .map(|i| moto_group(&vpc, &format!("pave-{short}-{i}"), &cluster))
+        .collect();
+    created.sort();
+    let listing = |size: usize, token: Option<&str>| {
+        let mut form = format!(
+            "Action=DescribeSecurityGroups&Version=2016-11-15&Filter.1.Name=tag%3Apave.dev%2Fcluster-id\
+             &Filter.1.Value.1={cluster}&MaxResults={size}"
+        );
+        if let Some(token) = token {
+            form.push_str(&format!("&NextToken={token}"));
+        }
+        form
+    };
+
+    // The premise: moto answers the whole listing, whatever the page size.
+    let (_, whole) = call(&env.moto_endpoint(), "ec2", &listing(5, None));
+    assert_eq!(group_ids(&whole).len(), 7, "{whole}");
+    assert_eq!(first(&whole, "nextToken"), None);
+    // Through the proxy, without AWS paging: the same.
+    let (_, body) = call(&proxy.endpoint(), "ec2", &listing(5, None));
+    assert_eq!(group_ids(&body).len(), 7);
+
+    // With it: pages of 5 and 2, joined by the proxy's token, moto's order kept.
+    proxy.set_aws_paging(true);
+    let (status, page) = call(&proxy.endpoint(), "ec2", &listing(5, None));
+    assert_eq!(status, 200, "{page}");
+    let token = first(&page, "nextToken").expect("a token").to_owned();
+    let (_, last) = call(&proxy.endpoint(), "ec2", &listing(5, Some(&token)));
+    assert_eq!(first(&last, "nextToken"), None, "{last}");
+    let (mut first_page, mut second_page) = (group_ids(&page), group_ids(&last));
+    assert_eq!((first_page.len(), second_page.len()), (5, 2));
+    first_page.append(&mut second_page);
+    assert_eq!(first_page, group_ids(&whole));
+    first_page.sort();
+    assert_eq!(first_page, created);
+    // A page size larger than the listing: moto's answer, byte for byte.
+    let (_, all) = call(&proxy.endpoint(), "ec2", &listing(1000, None));
+    assert_eq!(stable_request_id(&all), stable_request_id(&whole));
+
+    // Slow pages: more than 5 groups answer 2 s late, 5 or fewer at once.
+    proxy.clear_requests();
+    let delay = Duration::from_secs(2);
+    proxy.set_rules(vec![Rule::new(
+        ["DescribeSecurityGroups"],
+        When::Always,
+        Fault::SlowPages {
+            items_over: 5,
+            delay,
+        },
+    )]);
+    let started = Instant::now();
+    let (status, _) = call(&proxy.endpoint(), "ec2", &listing(1000, None));
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    let started = Instant::now();
+    call(&proxy.endpoint(), "ec2", &listing(5, None));
+    call(&proxy.endpoint(), "ec2", &listing(5, Some(&token)));
+    assert!(started.elapsed() < delay, "{:?}", started.elapsed());
+    // The log has each page's size, what it held and which were slowed.
+    let seen: Vec<(Option<String>, Option<usize>, bool)> = proxy
+        .requests()
+        .iter()
+        .map(|s| {
+            (
+                s.param("MaxResults").map(str::to_owned),
+                s.items,
+                matches!(s.fault, Some(Fault::SlowPages { .. })),
+            )
+        })
+        .collect();
+    let size = |n: &str| Some(n.to_owned());
+    assert_eq!(
+        seen,
+        [
+            (size("1000"), Some(7), true),
+            (size("5"), Some(5), false),
+            (size("5"), Some(2), false)
+        ]
+    );
+}
+
+/// The answer without its request id, which moto makes up per answer.
+fn stable_request_id(body: &str) -> String {
+    match (body.find("<requestId>"), body.find("</requestId>")) {
+        (Some(start), Some(end)) => format!("{}{}", &body[..start], &body[end..]),
+        _ => body.to_owned(),
+    }
 }

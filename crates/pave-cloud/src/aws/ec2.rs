@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::error::{classify, service_code, unless_not_found};
+use super::paging::{self, EC2_PAGES, Page};
 use super::{Aws, attr, attributes, is_live_instance};
 use crate::model::{CloudError, Observed, ResourceKind, SecurityGroupRole, tags};
 
@@ -24,9 +25,10 @@ const VISIBLE_INSTANCE_STATES: [&str; 5] =
 /// (see [`Aws::run_instance`]).
 const MAX_DEAD_TOKEN_ANSWERS: usize = 3;
 
-/// Results per page of a filtered describe: EC2's maximum. Without it moto pages by
-/// 100, and an inventory of 200 instances would take two calls where AWS takes one.
-const PAGE_SIZE: i32 = 1000;
+/// Results per page of a look-up's describe: EC2's maximum. Without it moto pages by
+/// 100, and a look-up matching 200 instances would take two calls where AWS takes
+/// one. (Inventory listings page adaptively from the same size: `paging`.)
+const PAGE_SIZE: i32 = EC2_PAGES.start;
 
 /// RunInstances' limit on `ClientToken`.
 const MAX_CLIENT_TOKEN_LEN: usize = 64;
@@ -72,15 +74,150 @@ impl Aws {
         Ok(found.into_iter().next())
     }
 
-    /// Every EC2 resource of `kind` tagged with this cluster id.
+    /// Every EC2 resource of `kind` tagged with this cluster id, page by page with a
+    /// timeout per page (see `paging`). Unlike a look-up, a listing's size grows with
+    /// the region, which is what the pages adapt to.
     pub(super) async fn inventory_ec2(
         &self,
         kind: ResourceKind,
         cluster_id: &str,
     ) -> Result<Vec<Observed>, CloudError> {
         let what = format!("{kind}s of cluster {cluster_id}");
-        self.describe_ec2(kind, &what, vec![tag_filter(tags::CLUSTER, cluster_id)])
-            .await
+        let what = what.as_str();
+        let filters = vec![tag_filter(tags::CLUSTER, cluster_id)];
+        let timeout = self.page_timeout;
+        let timeouts = |t| aws_sdk_ec2::config::Builder::default().timeout_config(t);
+        match kind {
+            ResourceKind::Vpc => {
+                paging::list(
+                    "DescribeVpcs",
+                    what,
+                    EC2_PAGES,
+                    timeout,
+                    |token, size, t| {
+                        let call = self
+                            .ec2
+                            .describe_vpcs()
+                            .set_filters(Some(filters.clone()))
+                            .set_next_token(token)
+                            .max_results(size)
+                            .customize()
+                            .config_override(timeouts(t));
+                        async move {
+                            let page = call
+                                .send()
+                                .await
+                                .map_err(|e| classify("DescribeVpcs", what, &e))?;
+                            Ok(Page {
+                                items: page.vpcs().iter().map(|v| self.observe_vpc(v)).collect(),
+                                next: page.next_token().map(str::to_owned),
+                            })
+                        }
+                    },
+                )
+                .await
+            }
+            ResourceKind::Subnet => {
+                paging::list(
+                    "DescribeSubnets",
+                    what,
+                    EC2_PAGES,
+                    timeout,
+                    |token, size, t| {
+                        let call = self
+                            .ec2
+                            .describe_subnets()
+                            .set_filters(Some(filters.clone()))
+                            .set_next_token(token)
+                            .max_results(size)
+                            .customize()
+                            .config_override(timeouts(t));
+                        async move {
+                            let page = call
+                                .send()
+                                .await
+                                .map_err(|e| classify("DescribeSubnets", what, &e))?;
+                            Ok(Page {
+                                items: page.subnets().iter().map(observe_subnet).collect(),
+                                next: page.next_token().map(str::to_owned),
+                            })
+                        }
+                    },
+                )
+                .await
+            }
+            ResourceKind::SecurityGroup => {
+                let operation = "DescribeSecurityGroups";
+                paging::list(operation, what, EC2_PAGES, timeout, |token, size, t| {
+                    let call = self
+                        .ec2
+                        .describe_security_groups()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(token)
+                        .max_results(size)
+                        .customize()
+                        .config_override(timeouts(t));
+                    async move {
+                        let page = call
+                            .send()
+                            .await
+                            .map_err(|e| classify(operation, what, &e))?;
+                        Ok(Page {
+                            items: page
+                                .security_groups()
+                                .iter()
+                                .map(|g| self.observe_group(g))
+                                .collect(),
+                            next: page.next_token().map(str::to_owned),
+                        })
+                    }
+                })
+                .await
+            }
+            ResourceKind::Instance => {
+                let mut filters = filters;
+                filters.push(visible_instances());
+                paging::list(
+                    "DescribeInstances",
+                    what,
+                    EC2_PAGES,
+                    timeout,
+                    |token, size, t| {
+                        let call = self
+                            .ec2
+                            .describe_instances()
+                            .set_filters(Some(filters.clone()))
+                            .set_next_token(token)
+                            .max_results(size)
+                            .customize()
+                            .config_override(timeouts(t));
+                        async move {
+                            let page = call
+                                .send()
+                                .await
+                                .map_err(|e| classify("DescribeInstances", what, &e))?;
+                            let items = page
+                                .reservations()
+                                .iter()
+                                .flat_map(|r| {
+                                    r.instances()
+                                        .iter()
+                                        .map(|i| self.observe_instance(i, r.owner_id()))
+                                })
+                                .collect();
+                            Ok(Page {
+                                items,
+                                next: page.next_token().map(str::to_owned),
+                            })
+                        }
+                    },
+                )
+                .await
+            }
+            ResourceKind::DbSubnetGroup | ResourceKind::DbInstance => {
+                unreachable!("{kind} is an RDS resource")
+            }
+        }
     }
 
     pub(super) async fn inventory_vpcs(
@@ -140,12 +277,7 @@ impl Aws {
             }
             ResourceKind::Instance => {
                 let mut filters = filters;
-                filters.push(
-                    Filter::builder()
-                        .name("instance-state-name")
-                        .set_values(Some(VISIBLE_INSTANCE_STATES.map(String::from).to_vec()))
-                        .build(),
-                );
+                filters.push(visible_instances());
                 let mut pages = self
                     .ec2
                     .describe_instances()
@@ -706,6 +838,14 @@ fn with_tags(mut observed: Observed, applied: &BTreeMap<String, String>) -> Obse
         observed.tags = applied.clone();
     }
     observed
+}
+
+/// The instance states a look-up or listing reports, as a filter.
+fn visible_instances() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(VISIBLE_INSTANCE_STATES.map(String::from).to_vec()))
+        .build()
 }
 
 /// An EC2 describe filter on one attribute.

@@ -26,6 +26,7 @@
 
 mod ec2;
 mod error;
+mod paging;
 mod rds;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 /// with backoff like any other transient failure, so one stuck region cannot starve
 /// the controller's workers.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// One page of an inventory listing, its retries included. A listing as a whole has no
+/// timeout: it grows with the region, so any fixed bound is outgrown by some account
+/// (docs of `paging`). Each page has this one instead, and a page that exceeds it is
+/// asked for again at half the size. As long as one attempt of any other call: an
+/// answer that took longer never arrived before either, and a shorter one would halve
+/// pages on a loaded but healthy endpoint.
+const PAGE_TIMEOUT: Duration = ATTEMPT_TIMEOUT;
 
 /// EC2 and RDS clients for one region, with bounded retries and timeouts.
 #[derive(Clone, Debug)]
@@ -72,6 +80,7 @@ pub struct Aws {
     rds: aws_sdk_rds::Client,
     region: String,
     calls: CallCounter,
+    page_timeout: Duration,
 }
 
 impl Aws {
@@ -110,7 +119,16 @@ impl Aws {
             rds: aws_sdk_rds::Client::from_conf(rds),
             region,
             calls,
+            page_timeout: PAGE_TIMEOUT,
         }
+    }
+
+    /// The same clients with another timeout for each page of an inventory listing
+    /// (default: 8 s, one attempt's). For tests, which make pages slow on purpose and
+    /// should not wait seconds per page to see the listing adapt.
+    pub fn with_page_timeout(mut self, timeout: Duration) -> Aws {
+        self.page_timeout = timeout;
+        self
     }
 
     pub fn region(&self) -> &str {
@@ -432,7 +450,10 @@ impl Aws {
     /// on the server where the API allows it (EC2) and on the client where it does not
     /// (DescribeDBInstances returns each instance's tags). RDS subnet groups, whose
     /// describe carries no tags, are attributed through their VPC. The cost is one call
-    /// per resource type (and page), however many environments there are.
+    /// per resource type (and page of the API's largest size), however many
+    /// environments there are. Each page has its own timeout, and a page too slow for
+    /// it is asked for again in smaller pages, so a listing of any size completes as
+    /// long as small pages are answered (see `paging`).
     pub async fn inventory(
         &self,
         cluster_id: &str,

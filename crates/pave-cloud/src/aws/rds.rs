@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use aws_sdk_rds::types::{DbInstance, DbSubnetGroup, Tag};
 
 use super::error::{classify, redact, service_code, unless_not_found};
+use super::paging::{self, Page, RDS_PAGES};
 use super::{Aws, attr, attributes};
 use crate::model::{CloudError, Desired, Observed, ResourceKind, ResourceSpec, tags};
 
@@ -318,24 +319,48 @@ impl Aws {
     }
 
     /// DB instances of the cluster: DescribeDBInstances has no tag filter, but its
-    /// answer carries every instance's tags, so one paginated call suffices.
+    /// answer carries every instance's tags, so one paginated call suffices (pages with
+    /// a timeout each, see `paging`).
     pub(super) async fn inventory_db_instances(
         &self,
         cluster_id: &str,
     ) -> Result<Vec<Observed>, CloudError> {
         let what = format!("DB instances of cluster {cluster_id}");
-        let mut pages = self.rds.describe_db_instances().into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("DescribeDBInstances", &what, &e))?;
-            found.extend(
-                page.db_instances()
-                    .iter()
-                    .map(observe_db_instance)
-                    .filter(|o| o.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id)),
-            );
-        }
-        Ok(found)
+        let what = what.as_str();
+        let operation = "DescribeDBInstances";
+        paging::list(
+            operation,
+            what,
+            RDS_PAGES,
+            self.page_timeout,
+            |marker, size, t| {
+                let call = self
+                    .rds
+                    .describe_db_instances()
+                    .set_marker(marker)
+                    .max_records(size)
+                    .customize()
+                    .config_override(aws_sdk_rds::config::Builder::default().timeout_config(t));
+                async move {
+                    let page = call
+                        .send()
+                        .await
+                        .map_err(|e| classify(operation, what, &e))?;
+                    Ok(Page {
+                        items: page
+                            .db_instances()
+                            .iter()
+                            .map(observe_db_instance)
+                            .filter(|o| {
+                                o.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster_id)
+                            })
+                            .collect(),
+                        next: page.marker().map(str::to_owned),
+                    })
+                }
+            },
+        )
+        .await
     }
 
     /// DB subnet groups of the cluster. Their describe has neither tags nor a tag
@@ -355,25 +380,48 @@ impl Aws {
             return Ok(Vec::new());
         }
         let what = format!("DB subnet groups of cluster {cluster_id}");
-        let mut pages = self.rds.describe_db_subnet_groups().into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("DescribeDBSubnetGroups", &what, &e))?;
-            for group in page.db_subnet_groups() {
-                let Some(vpc) = group
-                    .vpc_id()
-                    .and_then(|v| cluster_vpcs.iter().find(|o| o.id == v))
-                else {
-                    continue;
-                };
-                let name = group.db_subnet_group_name().unwrap_or_default();
-                let mut tags = vpc.tags.clone();
-                tags.insert(tags::NAME.to_owned(), name.to_owned());
-                tags.insert(tags::AWS_NAME.to_owned(), name.to_owned());
-                found.push(observe_subnet_group(group, tags));
-            }
-        }
-        Ok(found)
+        let what = what.as_str();
+        let operation = "DescribeDBSubnetGroups";
+        paging::list(
+            operation,
+            what,
+            RDS_PAGES,
+            self.page_timeout,
+            |marker, size, t| {
+                let call = self
+                    .rds
+                    .describe_db_subnet_groups()
+                    .set_marker(marker)
+                    .max_records(size)
+                    .customize()
+                    .config_override(aws_sdk_rds::config::Builder::default().timeout_config(t));
+                async move {
+                    let page = call
+                        .send()
+                        .await
+                        .map_err(|e| classify(operation, what, &e))?;
+                    let mut found = Vec::new();
+                    for group in page.db_subnet_groups() {
+                        let Some(vpc) = group
+                            .vpc_id()
+                            .and_then(|v| cluster_vpcs.iter().find(|o| o.id == v))
+                        else {
+                            continue;
+                        };
+                        let name = group.db_subnet_group_name().unwrap_or_default();
+                        let mut tags = vpc.tags.clone();
+                        tags.insert(tags::NAME.to_owned(), name.to_owned());
+                        tags.insert(tags::AWS_NAME.to_owned(), name.to_owned());
+                        found.push(observe_subnet_group(group, tags));
+                    }
+                    Ok(Page {
+                        items: found,
+                        next: page.marker().map(str::to_owned),
+                    })
+                }
+            },
+        )
+        .await
     }
 
     async fn list_tags(

@@ -21,6 +21,19 @@ pub(super) fn decode(form: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The form without its pairs named `name` (compared decoded); every other byte as
+/// it was, so what the proxy forwards differs from what the client sent only there.
+pub(super) fn without(form: &[u8], name: &str) -> Vec<u8> {
+    let kept: Vec<&[u8]> = form
+        .split(|b| *b == b'&')
+        .filter(|pair| {
+            let key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            unescape(key) != name
+        })
+        .collect();
+    kept.join(&b'&')
+}
+
 fn unescape(text: &[u8]) -> String {
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
@@ -199,6 +212,18 @@ mod tests {
         let rds = decode(b"Filters.Filter.1.Name=engine&Filters.Filter.1.Values.Value.1=postgres");
         assert_eq!(filters(&rds, true)[0].values, ["postgres"]);
         assert_eq!(filters(&rds, false), []);
+    }
+
+    #[test]
+    fn a_named_pair_is_taken_out_and_the_rest_kept_byte_for_byte() {
+        assert_eq!(
+            without(
+                b"Action=DescribeVpcs&NextToken=t%2B1&MaxResults=5&Next%54oken=x",
+                "NextToken"
+            ),
+            b"Action=DescribeVpcs&MaxResults=5"
+        );
+        assert_eq!(without(b"A=1&B=2", "C"), b"A=1&B=2");
     }
 
     #[test]

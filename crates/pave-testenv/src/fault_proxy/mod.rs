@@ -17,6 +17,15 @@
 //! intermediate states (`creating`, `deleting`, `pending`, `shutting-down`, …) for a
 //! while, by rewriting moto's answers; see [`SlowState`].
 //!
+//! Listings: moto answers DescribeVpcs, DescribeSubnets, DescribeSecurityGroups and
+//! DescribeDBSubnetGroups whole, whatever page size was asked for, and its time per
+//! call grows with the account, not with the page. [`FaultProxy::set_aws_paging`]
+//! makes the proxy page those as AWS does (`MaxResults`/`MaxRecords` honoured, a
+//! `NextToken`/`Marker` of its own), and [`Fault::SlowPages`] makes pages larger than
+//! a given number of entries slow, so a test can show a client getting a large
+//! listing through in small pages without a moto so large that it is slow by itself.
+//! The log says how many entries each listing answer held ([`Seen::items`]).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, SlowState, Transition, When};
@@ -29,10 +38,19 @@
 //! proxy.set_slow_states(vec![
 //!     SlowState::new(Transition::DbDeleting, Duration::from_secs(5)).only("pave-abc-db"),
 //! ]);
+//! // Pages of more than 50 security groups answer a minute late; pages are cut to
+//! // the size asked for, as AWS cuts them.
+//! proxy.set_aws_paging(true);
+//! proxy.set_rules(vec![Rule::new(
+//!     ["DescribeSecurityGroups"],
+//!     When::Always,
+//!     Fault::SlowPages { items_over: 50, delay: Duration::from_secs(60) },
+//! )]);
 //! let endpoint = proxy.endpoint(); // for AWS_ENDPOINT_URL
 //! ```
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -51,6 +69,7 @@ use tokio::sync::oneshot;
 use crate::{Error, io_error};
 
 mod form;
+mod paging;
 mod states;
 mod xml;
 
@@ -72,6 +91,12 @@ pub enum Fault {
     DropResponse,
     /// Forward to moto and pass its answer on this much later.
     Delay(Duration),
+    /// Forward to moto; if the answer (after [`FaultProxy::set_aws_paging`] cut it)
+    /// lists more than `items_over` entries ([`Seen::items`]), pass it on `delay`
+    /// later, else at once. A page's size, not the call, is what is slow, as when a
+    /// service's time grows with what it returns; a client that asks for smaller
+    /// pages gets through. A request it did not slow is logged without a fault.
+    SlowPages { items_over: usize, delay: Duration },
     /// Forward to moto; once its answer is back, SIGKILL the process `pid` and close
     /// the connection without answering. The process dies knowing nothing of what moto
     /// did: a crash right after the cloud call, before its result could be recorded.
@@ -156,6 +181,12 @@ pub struct Seen {
     /// `DeleteVpc` named a VPC of an environment that still exists. Empty for JSON
     /// protocols.
     pub params: Vec<(String, String)>,
+    /// How many entries the answer listed, for the listing actions the proxy knows
+    /// (DescribeVpcs, DescribeSubnets, DescribeSecurityGroups, DescribeInstances (in
+    /// reservations), DescribeDBInstances, DescribeDBSubnetGroups) when moto answered
+    /// with a listing; `None` otherwise. With the request's `MaxResults` /
+    /// `MaxRecords` ([`Seen::param`]) this shows how a client paged.
+    pub items: Option<usize>,
     /// Records this answer showed in a state of the proxy's making
     /// ([`FaultProxy::set_slow_states`]) instead of moto's, or, for a call the proxy
     /// refused as AWS would in such a state, the record and state that refused it.
@@ -198,6 +229,7 @@ struct State {
     target: String,
     rules: Mutex<Vec<Armed>>,
     slow: Mutex<Slow>,
+    aws_paging: AtomicBool,
     seen: Mutex<Vec<Seen>>,
     upstream: Client<HttpConnector, Full<Bytes>>,
 }
@@ -231,6 +263,7 @@ impl FaultProxy {
             target: target.trim_end_matches('/').to_owned(),
             rules: Mutex::default(),
             slow: Mutex::default(),
+            aws_paging: AtomicBool::new(false),
             seen: Mutex::default(),
             upstream: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -272,6 +305,16 @@ impl FaultProxy {
     /// `set_slow_states(Vec::new())` ends every slow state.
     pub fn set_slow_states(&self, states: Vec<SlowState>) {
         self.state.slow().set(states);
+    }
+
+    /// With `true`, DescribeVpcs, DescribeSubnets, DescribeSecurityGroups and
+    /// DescribeDBSubnetGroups that ask for a page size (`MaxResults`, `MaxRecords`)
+    /// are answered a page of that size at a time, with a `NextToken` / `Marker` of
+    /// the proxy's while entries remain, as AWS pages them; moto 5.2.5 answers them
+    /// whole. Off by default: answers are moto's own. DescribeInstances and
+    /// DescribeDBInstances moto pages itself.
+    pub fn set_aws_paging(&self, on: bool) {
+        self.state.aws_paging.store(on, Ordering::Relaxed);
     }
 
     /// Every request handled so far, in the order they finished.
@@ -379,6 +422,7 @@ async fn handle(
             forwarded: false,
             fault: fault.clone(),
             params: params.clone(),
+            items: None,
             reported: Vec::new(),
         }),
     };
@@ -411,6 +455,11 @@ async fn handle(
                     aws_error(StatusCode::BAD_REQUEST, &service, code, &message)
                 }
                 Before::Forward(prepared) => {
+                    let cut = if state.aws_paging.load(Ordering::Relaxed) {
+                        paging::plan(&action, &params)
+                    } else {
+                        None
+                    };
                     forward(
                         &state,
                         &parts,
@@ -418,6 +467,7 @@ async fn handle(
                         &action,
                         &params,
                         &prepared,
+                        cut.as_ref(),
                         &mut record,
                     )
                     .await?
@@ -436,6 +486,15 @@ async fn handle(
                     tokio::time::sleep(delay).await;
                     Ok(response)
                 }
+                Some(Fault::SlowPages { items_over, delay }) => {
+                    let items = record.seen.as_ref().and_then(|s| s.items);
+                    if items.is_some_and(|n| n > items_over) {
+                        tokio::time::sleep(delay).await;
+                    } else if let Some(seen) = &mut record.seen {
+                        seen.fault = None;
+                    }
+                    Ok(response)
+                }
                 _ => Ok(response),
             }
         }
@@ -446,8 +505,10 @@ async fn handle(
     answer
 }
 
-/// Passes the request to moto (with the parameters slow states add) and moto's
-/// answer back (as slow states rewrite it); a 502 if moto did not answer.
+/// Passes the request to moto (with the parameters slow states add, without the
+/// proxy's own page token) and moto's answer back (as slow states rewrite it, cut to
+/// the page when the proxy pages it); a 502 if moto did not answer.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     state: &State,
     parts: &hyper::http::request::Parts,
@@ -455,6 +516,7 @@ async fn forward(
     action: &str,
     params: &[(String, String)],
     prepared: &Prepared,
+    cut: Option<&paging::Cut>,
     record: &mut Record<'_>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let mut headers = end_to_end(&parts.headers);
@@ -464,6 +526,10 @@ async fn forward(
         .map_or("/", |p| p.as_str())
         .to_owned();
     let mut body = body;
+    if let Some(token) = cut.and_then(|c| c.strip) {
+        body = Bytes::from(form::without(&body, token));
+        headers.remove(header::CONTENT_LENGTH);
+    }
     if !prepared.extra_params.is_empty() {
         let extra = prepared.extra_params.join("&");
         if body.is_empty() {
@@ -503,7 +569,7 @@ async fn forward(
     if let Some(seen) = &mut record.seen {
         seen.reported = reported;
     }
-    let body = match rewritten {
+    let mut body = match rewritten {
         Some(rewritten) => {
             status = StatusCode::from_u16(rewritten.status).unwrap_or(status);
             headers.remove(header::CONTENT_LENGTH);
@@ -511,6 +577,18 @@ async fn forward(
         }
         None => body,
     };
+    let ok = status.is_success();
+    if let Some(page) = cut.filter(|_| ok).and_then(|c| paging::cut(c, &body)) {
+        headers.remove(header::CONTENT_LENGTH);
+        body = Bytes::from(page);
+    }
+    if let Some(seen) = &mut record.seen {
+        seen.items = if ok {
+            paging::items(action, &body)
+        } else {
+            None
+        };
+    }
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;

@@ -84,7 +84,8 @@ impl Transition {
 ///
 /// A repeated TerminateInstances during `shutting-down` is passed to moto (which
 /// accepts it, as AWS does) and the window keeps its end. With no slow states set,
-/// the proxy does not even parse answers: they pass byte for byte.
+/// slow states rewrite nothing: answers pass byte for byte (listings are only read,
+/// to count their entries, unless [`super::FaultProxy::set_aws_paging`] cuts them).
 ///
 /// What is rewritten: DescribeDBInstances (by identifier or ARN, and listings, where a
 /// `deleting` record moto forgot is appended to the last page, i.e. an answer without
