@@ -173,6 +173,12 @@ impl Catalog {
             .count()
     }
 
+    /// How many entities the graph holds: every Component and environment that exists,
+    /// and every entity one of them references (the `/metrics` gauge of its size).
+    pub fn entity_count(&self) -> usize {
+        self.ids.len()
+    }
+
     /// What the catalog says about a Component, or `None` if it does not exist.
     pub fn view(&self, namespace: &str, name: &str) -> Option<ComponentView> {
         let &id = self.ids.get(&EntityRef::component(namespace, name))?;

@@ -335,7 +335,9 @@ pub async fn run_controller<K, F, Fut>(
             let _timer = timer;
             let result = run.await;
             if result.is_ok() {
-                ctx.failures.lock().expect("not poisoned").remove(&key);
+                let mut failures = ctx.failures.lock().expect("not poisoned");
+                failures.remove(&key);
+                ctx.metrics.set_retrying(ctx.name, failures.len());
             }
             result
         }
@@ -369,11 +371,12 @@ where
         return Action::await_change();
     }
     let key = ObjectRef::from_obj(&*obj).to_string();
-    let attempt = next_attempt(
-        &mut ctx.failures.lock().expect("not poisoned"),
-        key,
-        error.to_string(),
-    );
+    let attempt = {
+        let mut failures = ctx.failures.lock().expect("not poisoned");
+        let attempt = next_attempt(&mut failures, key, error.to_string());
+        ctx.metrics.set_retrying(ctx.name, failures.len());
+        attempt
+    };
     let delay = retry_delay(pending, attempt);
     if pending {
         debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
