@@ -10,7 +10,7 @@ mod common;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use common::{LogOnPanic, eventually, kubectl_apply, operator};
+use common::{CATALOG, LogOnPanic, eventually, kubectl_apply, operator};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
 
@@ -27,6 +27,7 @@ fn alone() -> RwLockWriteGuard<'static, ()> {
 }
 
 const ENTITIES: &str = "pave_operator_catalog_entities";
+const RETRYING: &str = r#"pave_operator_retrying_objects{controller="pave-catalog"}"#;
 
 fn component(namespace: &str, name: &str, depends_on: &[&str]) -> Value {
     json!({
@@ -300,4 +301,103 @@ fn deleted_components_leave_nothing_behind_in_the_catalog() {
     eventually(Duration::from_secs(30), "the catalog back to empty", || {
         (operator.metric(ENTITIES) == 0.0).then_some(())
     });
+}
+
+/// Refuses every status write to Components in one namespace while it lives, with a
+/// ValidatingAdmissionPolicy: what the API server does when it will not take a write.
+struct RefuseStatusWrites<'a> {
+    env: &'a TestEnv,
+    name: String,
+}
+
+impl<'a> RefuseStatusWrites<'a> {
+    fn new(env: &'a TestEnv, namespace: &str) -> RefuseStatusWrites<'a> {
+        let name = format!("refuse-status-{namespace}");
+        kubectl_apply(
+            env,
+            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                    "resourceRules": [{"apiGroups": ["platform.pave.dev"], "apiVersions": ["*"],
+                                       "operations": ["UPDATE"], "resources": ["components/status"]}],
+                },
+                "validations": [{"expression": "false", "message": "status writes refused by the test"}],
+            }}),
+        );
+        kubectl_apply(
+            env,
+            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                    "metadata": {"name": name},
+                    "spec": {"policyName": name, "validationActions": ["Deny"]}}),
+        );
+        RefuseStatusWrites { env, name }
+    }
+}
+
+impl Drop for RefuseStatusWrites<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.run_kubectl(&[
+            "delete",
+            &format!("validatingadmissionpolicybinding/{}", self.name),
+            &format!("validatingadmissionpolicy/{}", self.name),
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+#[test]
+fn components_deleted_while_their_status_is_refused_are_forgotten() {
+    let _turn = side_by_side();
+    let _log = LogOnPanic;
+    let operator = operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-refused");
+    let ns = ns.name();
+    let _refusal = RefuseStatusWrites::new(env, ns);
+    // The API server applies a policy once it has loaded it; a write of our own shows
+    // when that is.
+    kubectl_apply(env, &component(ns, "probe", &[]));
+    eventually(Duration::from_secs(30), "status writes refused", || {
+        let refused = env.run_kubectl(&[
+            "patch",
+            "component",
+            "probe",
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"impact":0}}"#,
+        ]);
+        refused
+            .is_err_and(|e| e.to_string().contains("status writes refused by the test"))
+            .then_some(())
+    });
+
+    for i in 0..5 {
+        kubectl_apply(env, &component(ns, &format!("c{i}"), &[]));
+    }
+    eventually(
+        Duration::from_secs(30),
+        "5 Components waiting to retry their status writes",
+        || (operator.metric(RETRYING) >= 5.0).then_some(()),
+    );
+    let refused = format!(
+        r#"pave_operator_reconcile_failures_total{{controller="{CATALOG}",error="write_status"}}"#
+    );
+    assert!(
+        operator.metric(&refused) >= 5.0,
+        "the failures are the refused writes"
+    );
+
+    env.run_kubectl(&["delete", "components", "--all", "-n", ns, "--wait"])
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "no Component of the catalog waiting to retry",
+        || (operator.metric(RETRYING) == 0.0).then_some(()),
+    );
 }
