@@ -67,6 +67,22 @@ impl DependencyGraph {
         }
     }
 
+    /// Forgets a node the catalog freed, so its id can start over as a new one: it has
+    /// no edges left (nothing refers to it, and it refers to nothing), which leaves it
+    /// alone in its own strongly connected component; only its impact may still be
+    /// the stale count of a pending refresh, and nothing reaches it now.
+    pub(crate) fn release(&mut self, id: Id) {
+        let id = id as usize;
+        if id >= self.deps.len() {
+            return;
+        }
+        debug_assert!(self.deps[id].is_empty() && self.dependents[id].is_empty());
+        // Give back what the lists held at their largest.
+        self.deps[id] = Vec::new();
+        self.dependents[id] = Vec::new();
+        self.impact[id] = 0;
+    }
+
     pub(crate) fn dependencies(&self, id: Id) -> &[Id] {
         self.deps.get(id as usize).map_or(&[], Vec::as_slice)
     }

@@ -5,6 +5,12 @@
 //! unresolved references, cycle, impact) may have changed, so the controller
 //! recomputes and writes only those. Entities are interned to dense ids; relations are
 //! kept in both directions so "who points at X" is a lookup, never a scan.
+//!
+//! An entity is kept while it has a reason to be: its object exists, it references
+//! something, or something references it. A deleted Component that others name
+//! stays as their dangling reference and goes with the last one; whatever it alone
+//! named goes with it. Freed ids are handed out again, so memory follows the largest
+//! catalog seen, not the number of objects ever created.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -112,6 +118,7 @@ struct Edge {
 
 #[derive(Debug)]
 struct Node {
+    /// Meaningless in a free slot (see [`Node::free`]).
     entity: EntityRef,
     /// A Component or DeveloperEnvironment object exists for this entity.
     exists: bool,
@@ -123,11 +130,42 @@ struct Node {
     incoming: Vec<Edge>,
 }
 
+impl Node {
+    fn new(entity: EntityRef) -> Node {
+        Node {
+            entity,
+            exists: false,
+            out: vec![],
+            malformed: vec![],
+            incoming: vec![],
+        }
+    }
+
+    /// What a freed slot holds until it is reused: nothing that allocates, and
+    /// nothing that exists, so every scan over the nodes passes it by.
+    fn free() -> Node {
+        Node::new(EntityRef {
+            kind: Kind::Other(String::new()),
+            namespace: String::new(),
+            name: String::new(),
+        })
+    }
+
+    /// Nothing needs this entity: no object, no references of its own, nobody
+    /// referring to it (so no API provider either).
+    fn unused(&self) -> bool {
+        !self.exists && self.out.is_empty() && self.malformed.is_empty() && self.incoming.is_empty()
+    }
+}
+
 /// The catalog. See the module documentation.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// Every entity held, to its id; freed entities are removed.
     ids: HashMap<EntityRef, Id>,
     nodes: Vec<Node>,
+    /// Ids of freed slots in `nodes`, reused before `nodes` grows.
+    free: Vec<Id>,
     /// Components providing each API, by API id (an API exists while this is non-zero).
     providers: HashMap<Id, u32>,
     derived: DependencyGraph,
@@ -171,6 +209,12 @@ impl Catalog {
             .iter()
             .filter(|n| n.exists && n.entity.kind == Kind::Component)
             .count()
+    }
+
+    /// How many entities the graph holds: every Component and environment that exists,
+    /// and every entity one of them references (the `/metrics` gauge of its size).
+    pub fn entity_count(&self) -> usize {
+        self.ids.len()
     }
 
     /// What the catalog says about a Component, or `None` if it does not exist.
@@ -246,16 +290,34 @@ impl Catalog {
         if let Some(&id) = self.ids.get(&entity) {
             return id;
         }
-        let id = Id::try_from(self.nodes.len()).expect("fewer than 2^32 entities");
-        self.ids.insert(entity.clone(), id);
-        self.nodes.push(Node {
-            entity,
-            exists: false,
-            out: vec![],
-            malformed: vec![],
-            incoming: vec![],
-        });
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = Node::new(entity.clone());
+                id
+            }
+            None => {
+                let id = Id::try_from(self.nodes.len()).expect("fewer than 2^32 entities");
+                self.nodes.push(Node::new(entity.clone()));
+                id
+            }
+        };
+        self.ids.insert(entity, id);
         id
+    }
+
+    /// Frees `id` if nothing needs it any more. Only a node that lost its object, its
+    /// references or a referrer can become unused, so [`Catalog::replace`] asks for
+    /// exactly those.
+    fn release_if_unused(&mut self, id: Id) {
+        let node = &mut self.nodes[id as usize];
+        if !node.unused() {
+            return;
+        }
+        let node = std::mem::replace(node, Node::free());
+        let held = self.ids.remove(&node.entity);
+        debug_assert_eq!(held, Some(id), "a slot is freed once");
+        self.derived.release(id);
+        self.free.push(id);
     }
 
     fn parse_refs(
@@ -399,6 +461,16 @@ impl Catalog {
         }
         result.sort();
         result.dedup();
+
+        // Last, once nothing above reads them: this node may have lost its object and
+        // its references, the targets it stopped naming a referrer. Each once: a target
+        // named in two fields (an API provided and consumed) must not be freed twice.
+        let mut unneeded: Vec<Id> = removed.iter().map(|e| e.other).chain([id]).collect();
+        unneeded.sort_unstable();
+        unneeded.dedup();
+        for id in unneeded {
+            self.release_if_unused(id);
+        }
         result
     }
 

@@ -1,9 +1,9 @@
 //! Properties of the catalog graph on random catalogs: relations come in pairs,
 //! cycles and impact agree with brute force, incremental updates agree with a
-//! recomputation from scratch, and an update names every Component whose view it
-//! changed.
+//! recomputation from scratch, an update names every Component whose view it
+//! changed, and the catalog forgets whatever nothing needs any more.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef, Limits, RelationType};
 use proptest::prelude::*;
@@ -147,8 +147,81 @@ fn reaches(edges: &BTreeMap<String, Vec<String>>, from: &str, to: &str) -> bool 
     false
 }
 
+/// What exists once `ops` have run: each Component's last upsert, and the resources
+/// last said to exist.
+fn survivors(ops: &[Op]) -> (BTreeMap<u8, Op>, BTreeSet<u8>) {
+    let mut components = BTreeMap::new();
+    let mut resources = BTreeSet::new();
+    for op in ops {
+        match op {
+            Op::Upsert { name, .. } => {
+                components.insert(*name, op.clone());
+            }
+            Op::Remove { name } => {
+                components.remove(name);
+            }
+            Op::Resource { name, exists: true } => {
+                resources.insert(*name);
+            }
+            Op::Resource {
+                name,
+                exists: false,
+            } => {
+                resources.remove(name);
+            }
+        }
+    }
+    (components, resources)
+}
+
+/// A view without the cycle's path, which may start its search in another order
+/// when the same entities were numbered differently; only whether there is a cycle,
+/// and how long it is, belong to the catalog's state.
+fn comparable(views: BTreeMap<String, ComponentView>) -> BTreeMap<String, ComponentView> {
+    views
+        .into_iter()
+        .map(|(name, mut view)| {
+            view.cycle = view.cycle.map(|path| vec![path[0].clone(); path.len()]);
+            (name, view)
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The catalog keeps nothing of its history: after any sequence of updates it holds
+    /// what a fresh catalog fed only the survivors holds, and once everything is removed
+    /// it holds nothing.
+    #[test]
+    fn the_catalog_holds_only_what_exists_and_what_it_references(ops in prop::collection::vec(op(), 1..40), limits in limits()) {
+        let mut catalog = catalog(limits);
+        for op in &ops {
+            apply(&mut catalog, op);
+        }
+        let (components, resources) = survivors(&ops);
+        let mut fresh = self::catalog(limits);
+        for &name in &resources {
+            apply(&mut fresh, &Op::Resource { name, exists: true });
+        }
+        for op in components.values() {
+            apply(&mut fresh, op);
+        }
+        prop_assert_eq!(catalog.entity_count(), fresh.entity_count());
+        prop_assert_eq!(comparable(views(&catalog)), comparable(views(&fresh)));
+
+        for &name in components.keys() {
+            apply(&mut catalog, &Op::Remove { name });
+        }
+        for &name in &resources {
+            apply(&mut catalog, &Op::Resource { name, exists: false });
+        }
+        prop_assert_eq!(catalog.entity_count(), 0);
+        prop_assert_eq!(catalog.components().count(), 0);
+        let incremental = catalog.derived_snapshot();
+        catalog.recompute();
+        prop_assert_eq!(incremental, catalog.derived_snapshot());
+    }
 
     #[test]
     fn every_update_names_what_it_changed(ops in prop::collection::vec(op(), 1..40), limits in limits()) {
@@ -275,6 +348,85 @@ fn dangling_reference_resolves_when_its_target_appears() {
             .unresolved
             .is_empty()
     );
+}
+
+#[test]
+fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
+    let mut catalog = Catalog::new();
+    let a = ComponentRefs {
+        owner: "team".into(),
+        depends_on: vec!["b".into(), "resource:db".into()],
+        consumes_apis: vec!["orders".into()],
+        ..Default::default()
+    };
+    catalog.upsert_component("ns", "a", &a);
+    // a, and what it names: b, the resource, the API and the owning group.
+    assert_eq!(catalog.entity_count(), 5);
+    let b = ComponentRefs {
+        owner: "team".into(),
+        provides_apis: vec!["orders".into()],
+        ..Default::default()
+    };
+    catalog.upsert_component("ns", "b", &b);
+    assert_eq!(catalog.entity_count(), 5, "b was already there, referenced");
+    assert_eq!(
+        catalog.view("ns", "a").unwrap().unresolved.len(),
+        1,
+        "only the resource is missing"
+    );
+
+    // b goes: a's references to it and to the API it provided dangle again.
+    let affected = catalog.remove_component("ns", "b");
+    assert!(affected.contains(&EntityRef::component("ns", "a")));
+    assert!(catalog.view("ns", "b").is_none());
+    let unresolved: Vec<_> = catalog
+        .view("ns", "a")
+        .unwrap()
+        .unresolved
+        .into_iter()
+        .map(|u| (u.reference, u.reason))
+        .collect();
+    assert_eq!(
+        unresolved,
+        [
+            (
+                "api:ns/orders".to_owned(),
+                "no Component in namespace ns provides API orders".to_owned()
+            ),
+            (
+                "component:ns/b".to_owned(),
+                "no Component b in namespace ns".to_owned()
+            ),
+            (
+                "resource:ns/db".to_owned(),
+                "no DeveloperEnvironment db in namespace ns".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(catalog.entity_count(), 5, "a still names b");
+
+    // An environment that exists is kept on its own account, and forgotten once it
+    // is gone and nobody names it.
+    catalog.set_resource("ns", "cache", true);
+    assert_eq!(catalog.entity_count(), 6);
+    catalog.set_resource("ns", "cache", false);
+    assert_eq!(catalog.entity_count(), 5);
+    catalog.set_resource("ns", "never-was", false);
+    assert_eq!(catalog.entity_count(), 5);
+
+    // a goes: nothing names anything any more.
+    catalog.remove_component("ns", "a");
+    assert_eq!(catalog.entity_count(), 0);
+    assert_eq!(catalog.components().count(), 0);
+
+    // What was forgotten comes back as new: b exists again, and a resolves it.
+    catalog.upsert_component("ns", "b", &b);
+    catalog.upsert_component("ns", "a", &a);
+    catalog.set_resource("ns", "db", true);
+    let a_view = catalog.view("ns", "a").unwrap();
+    assert!(a_view.unresolved.is_empty(), "{:?}", a_view.unresolved);
+    assert_eq!(catalog.view("ns", "b").unwrap().impact, 1);
+    assert_eq!(catalog.entity_count(), 5);
 }
 
 #[test]

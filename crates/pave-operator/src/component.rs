@@ -503,12 +503,14 @@ pub async fn run(
     // Feeds the catalog, then asks for what a change affected to be reconciled.
     let feed = {
         let (catalog, impact_pending) = (catalog.clone(), impact_pending.clone());
+        let metrics = shared.metrics.clone();
         move |update: &dyn Fn(&mut State) -> Vec<EntityRef>| {
             let mut state = catalog.lock();
             let affected = update(&mut state);
             if state.catalog.impact_pending() {
                 impact_pending.notify_one();
             }
+            metrics.set_catalog_entities(state.catalog.entity_count());
             drop(state);
             catalog.reconcile(&affected);
         }

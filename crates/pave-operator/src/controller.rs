@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{Lookup, ObjectRef};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use pave_api::conditions::{self, READY, Status};
@@ -55,10 +55,48 @@ pub struct Context {
     pub name: &'static str,
     metrics: Arc<Metrics>,
     recorder: Recorder,
-    /// Consecutive transient failures per object and the last one's message, reset by
-    /// a successful reconcile or by a different failure: a new error means the last
-    /// retry got further, and waiting longer for it would only slow progress down.
-    failures: Mutex<HashMap<String, (u32, String)>>,
+    failures: Mutex<Failures>,
+}
+
+/// An object by namespace and name: one controller reconciles one kind.
+type ObjectKey = (Option<String>, String);
+
+fn key_of<K: Lookup + ?Sized>(object: &ObjectRef<K>) -> ObjectKey {
+    (object.namespace.clone(), object.name.clone())
+}
+
+/// Consecutive transient failures per object and the last one's message, from which
+/// the next retry's backoff follows. The count starts over on a different failure: a
+/// new error means the last retry got further, and waiting longer for it would only
+/// slow progress down.
+///
+/// An entry lives only while its object keeps failing. It goes when the object is
+/// reconciled, fails for good (that waits for a change, not a retry), or is gone: a
+/// failed object always has a retry scheduled, and the controller reports a retry of
+/// an object no longer in its store as `ObjectNotFound`, so even a deletion nobody
+/// watches for is noticed by the next retry at the latest.
+#[derive(Debug, Default)]
+struct Failures(HashMap<ObjectKey, (u32, String)>);
+
+impl Failures {
+    /// Records a transient failure; returns which consecutive one it is (0 for the
+    /// first).
+    fn failed(&mut self, key: ObjectKey, message: String) -> u32 {
+        let (count, last) = self.0.entry(key).or_insert((0, String::new()));
+        if *last != message {
+            (*count, *last) = (0, message);
+        }
+        *count += 1;
+        *count - 1
+    }
+
+    fn forget(&mut self, key: &ObjectKey) {
+        self.0.remove(key);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl Context {
@@ -86,6 +124,21 @@ impl Context {
             warn!(controller = self.name, error = %e, "cannot publish an event");
         }
         Err(error)
+    }
+
+    /// Records a transient failure of `key`; returns which consecutive one it is.
+    fn failed(&self, key: ObjectKey, message: String) -> u32 {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let attempt = failures.failed(key, message);
+        self.metrics.set_retrying(self.name, failures.len());
+        attempt
+    }
+
+    /// Forgets `key`'s failures: it was reconciled, failed for good, or is gone.
+    fn forget_failures(&self, key: &ObjectKey) {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        failures.forget(key);
+        self.metrics.set_retrying(self.name, failures.len());
     }
 
     /// Applies the wanted conditions and `observedGeneration` to `obj`'s status with
@@ -329,27 +382,33 @@ pub async fn run_controller<K, F, Fut>(
 
     let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
         let timer = ctx.metrics.reconcile_started(name);
-        let key = ObjectRef::from_obj(&*obj).to_string();
+        let key = key_of(&ObjectRef::from_obj(&*obj));
         let run = reconcile(obj, ctx.clone());
         async move {
             let _timer = timer;
             let result = run.await;
             if result.is_ok() {
-                ctx.failures.lock().expect("not poisoned").remove(&key);
+                ctx.forget_failures(&key);
             }
             result
         }
     };
     info!(controller = name, "starting");
+    let gone = ctx.clone();
     let running = controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
+        .for_each(move |result| {
             match result {
                 Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
-                // Deleted between the trigger and the reconcile: nothing to do.
-                Err(controller::Error::ObjectNotFound(obj)) => debug!(%obj, "object gone"),
+                // Deleted between the trigger (a watch event, or the retry of a
+                // failure) and the reconcile: nothing to do, and nothing to retry.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    debug!(%obj, "object gone");
+                    gone.forget_failures(&key_of(&obj));
+                }
                 Err(e) => warn!(controller = name, error = %e, "watch failed; retrying"),
             }
+            std::future::ready(())
         });
     futures::future::join(running, synced).await;
     info!(controller = name, "stopped");
@@ -365,15 +424,12 @@ where
     if !pending {
         ctx.metrics.reconcile_failed(ctx.name, error.metric_label());
     }
+    let key = key_of(&ObjectRef::from_obj(&*obj));
     if error.is_permanent() {
+        ctx.forget_failures(&key);
         return Action::await_change();
     }
-    let key = ObjectRef::from_obj(&*obj).to_string();
-    let attempt = next_attempt(
-        &mut ctx.failures.lock().expect("not poisoned"),
-        key,
-        error.to_string(),
-    );
+    let attempt = ctx.failed(key, error.to_string());
     let delay = retry_delay(pending, attempt);
     if pending {
         debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
@@ -381,22 +437,6 @@ where
         warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
     }
     Action::requeue(delay)
-}
-
-/// Which consecutive failure of `key` this is (0 for the first): the count starts
-/// over when the message differs from the last one's, since a new error means the
-/// last retry got further.
-fn next_attempt(
-    failures: &mut HashMap<String, (u32, String)>,
-    key: String,
-    message: String,
-) -> u32 {
-    let (count, last) = failures.entry(key).or_insert((0, String::new()));
-    if *last != message {
-        (*count, *last) = (0, message);
-    }
-    *count += 1;
-    *count - 1
 }
 
 /// How long to wait before retry `attempt`. Work under way in the cloud (`pending`)
@@ -416,9 +456,9 @@ mod tests {
 
     #[test]
     fn pending_work_is_polled_with_a_short_backoff_that_restarts_on_progress() {
-        let mut failures = HashMap::new();
+        let mut failures = Failures::default();
         let mut wait = |message: &str| {
-            let attempt = next_attempt(&mut failures, "env".into(), message.into());
+            let attempt = failures.failed((None, "env".into()), message.into());
             retry_delay(true, attempt).as_secs()
         };
         let creating: Vec<u64> = (0..7).map(|_| wait("DBInstance db is creating")).collect();
@@ -432,6 +472,29 @@ mod tests {
             .collect();
         assert_eq!(failed, [1, 2, 4, 8, 16, 32]);
     }
+
+    #[test]
+    fn a_forgotten_object_leaves_nothing_and_starts_over() {
+        let obj: DeserializeGuard<pave_api::Component> =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "platform.pave.dev/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "web", "namespace": "team-a"},
+            }))
+            .unwrap();
+        let typed = ObjectRef::from_obj(&obj);
+        // What a reconcile sees, and what `ObjectNotFound` names, are the same object.
+        let key = key_of(&typed);
+        assert_eq!(key_of(&typed.erase()), key);
+        let mut failures = Failures::default();
+        assert_eq!(failures.failed(key.clone(), "refused".into()), 0);
+        assert_eq!(failures.failed(key.clone(), "refused".into()), 1);
+        assert_eq!(failures.len(), 1);
+        failures.forget(&key);
+        assert_eq!(failures.len(), 0);
+        assert_eq!(failures.failed(key, "refused".into()), 0);
+    }
+
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(seconds: i64) -> Timestamp {

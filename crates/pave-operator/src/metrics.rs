@@ -1,13 +1,17 @@
 //! Prometheus metrics of the controllers, served on `/metrics`.
 //!
 //! `pave_operator_status_writes_total` is the number benchmarks watch: a steady
-//! cluster must leave it flat.
+//! cluster must leave it flat. `pave_operator_catalog_entities` and
+//! `pave_operator_retrying_objects` are the sizes of the state kept per object; they
+//! follow what exists and what is failing, so a cluster that deletes what it created
+//! sees them return to where they were.
 
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -31,6 +35,8 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     duration: Histograms,
     status_writes: Family<ControllerLabel, Counter>,
+    catalog_entities: Gauge,
+    retrying: Family<ControllerLabel, Gauge>,
 }
 
 impl Metrics {
@@ -44,6 +50,8 @@ impl Metrics {
         let duration: Histograms =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14)));
         let status_writes = Family::<ControllerLabel, Counter>::default();
+        let catalog_entities = Gauge::default();
+        let retrying = Family::<ControllerLabel, Gauge>::default();
         registry.register("reconcile_runs", "Reconciles started", runs.clone());
         registry.register(
             "reconcile_failures",
@@ -61,11 +69,23 @@ impl Metrics {
             "Status writes sent to the API server",
             status_writes.clone(),
         );
+        registry.register(
+            "catalog_entities",
+            "Entities in the catalog graph: Components and environments that exist, and \
+             whatever they reference",
+            catalog_entities.clone(),
+        );
+        registry.register(
+            "retrying_objects",
+            "Objects whose last reconcile failed transiently and that wait for a retry",
+            retrying.clone(),
+        );
         for &controller in controllers {
             let label = ControllerLabel { controller };
             runs.get_or_create_owned(&label);
             duration.get_or_create_owned(&label);
             status_writes.get_or_create_owned(&label);
+            retrying.get_or_create_owned(&label);
         }
         Metrics {
             registry,
@@ -73,6 +93,8 @@ impl Metrics {
             failures,
             duration,
             status_writes,
+            catalog_entities,
+            retrying,
         }
     }
 
@@ -96,6 +118,17 @@ impl Metrics {
         self.status_writes
             .get_or_create(&ControllerLabel { controller })
             .inc();
+    }
+
+    pub fn set_catalog_entities(&self, entities: usize) {
+        self.catalog_entities
+            .set(i64::try_from(entities).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_retrying(&self, controller: &'static str, objects: usize) {
+        self.retrying
+            .get_or_create(&ControllerLabel { controller })
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition of every metric.
@@ -130,6 +163,8 @@ mod tests {
         drop(metrics.reconcile_started("pave-catalog"));
         metrics.status_written("pave-catalog");
         metrics.reconcile_failed("pave-catalog", "write_status");
+        metrics.set_catalog_entities(3);
+        metrics.set_retrying("pave-catalog", 2);
         let text = metrics.render();
         for line in [
             r#"pave_operator_reconcile_runs_total{controller="pave-catalog"} 2"#,
@@ -139,6 +174,10 @@ mod tests {
             r#"pave_operator_reconcile_failures_total{controller="pave-catalog",error="write_status"} 1"#,
             r#"pave_operator_reconcile_duration_seconds_count{controller="pave-catalog"} 2"#,
             "# TYPE pave_operator_reconcile_duration_seconds histogram",
+            "pave_operator_catalog_entities 3",
+            "# TYPE pave_operator_catalog_entities gauge",
+            r#"pave_operator_retrying_objects{controller="pave-catalog"} 2"#,
+            r#"pave_operator_retrying_objects{controller="pave-scorecards"} 0"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -1,16 +1,33 @@
 //! The catalog against the real test bed, with the real operator binary: references
 //! that dangle are reported and resolve when their target appears, reverse relations
 //! reach targets nobody edited, cycles are reported with their path and cleared, and
-//! a batch of Components converges. One operator serves every test of this binary;
-//! each test works in its own namespace.
+//! a batch of Components converges, and what is deleted leaves nothing behind in the
+//! operator's memory. One operator serves every test of this binary; each test works
+//! in its own namespace.
 
 mod common;
 
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use common::{LogOnPanic, eventually, kubectl_apply, operator};
+use common::{CATALOG, LogOnPanic, eventually, kubectl_apply, operator};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
+
+/// The catalog's size is one number for the whole operator, and every test here
+/// changes it: the test that measures it runs alone, the others side by side.
+static CATALOG_SIZE: RwLock<()> = RwLock::new(());
+
+fn side_by_side() -> RwLockReadGuard<'static, ()> {
+    CATALOG_SIZE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    CATALOG_SIZE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+const ENTITIES: &str = "pave_operator_catalog_entities";
+const RETRYING: &str = r#"pave_operator_retrying_objects{controller="pave-catalog"}"#;
 
 fn component(namespace: &str, name: &str, depends_on: &[&str]) -> Value {
     json!({
@@ -58,6 +75,7 @@ fn has_relation(status: &Value, kind: &str, target: &str) -> bool {
 
 #[test]
 fn dangling_reference_is_reported_then_resolved_and_reported_again_on_deletion() {
+    let _turn = side_by_side();
     let _log = LogOnPanic;
     operator();
     let env = TestEnv::shared();
@@ -133,6 +151,7 @@ fn dangling_reference_is_reported_then_resolved_and_reported_again_on_deletion()
 
 #[test]
 fn dependency_cycle_is_reported_with_its_path_then_cleared() {
+    let _turn = side_by_side();
     let _log = LogOnPanic;
     operator();
     let env = TestEnv::shared();
@@ -162,6 +181,7 @@ fn dependency_cycle_is_reported_with_its_path_then_cleared() {
 
 #[test]
 fn fifty_components_applied_at_once_converge() {
+    let _turn = side_by_side();
     let _log = LogOnPanic;
     operator();
     let env = TestEnv::shared();
@@ -215,5 +235,169 @@ fn fifty_components_applied_at_once_converge() {
                 });
             converged.then_some(())
         },
+    );
+}
+
+#[test]
+fn deleted_components_leave_nothing_behind_in_the_catalog() {
+    let _turn = alone();
+    let _log = LogOnPanic;
+    let operator = operator();
+    let env = TestEnv::shared();
+    // What the other tests created goes with their namespaces, and with it everything
+    // the catalog held: with no Components and no environments, it holds nothing.
+    eventually(
+        Duration::from_secs(120),
+        "no Component or environment left by other tests",
+        || {
+            let left = env
+                .run_kubectl(&[
+                    "get",
+                    "components,developerenvironments",
+                    "-A",
+                    "-o",
+                    "name",
+                ])
+                .ok()?;
+            left.trim().is_empty().then_some(())
+        },
+    );
+    eventually(Duration::from_secs(30), "an empty catalog", || {
+        (operator.metric(ENTITIES) == 0.0).then_some(())
+    });
+
+    let ns = env.namespace("catalog-memory");
+    let ns = ns.name();
+    // A chain c0 ← … ← c49 that names every kind of entity: a group (the owner), a
+    // missing Component, a missing environment, an API one provides and one consumes.
+    let items: Vec<Value> = (0..50)
+        .map(|i| {
+            let deps: Vec<String> = match i {
+                0 => vec!["not-there".into(), "resource:db".into()],
+                _ => vec![format!("c{}", i - 1)],
+            };
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            let mut c = component(ns, &format!("c{i}"), &deps);
+            match i {
+                1 => c["spec"]["providesApis"] = json!(["orders"]),
+                2 => c["spec"]["consumesApis"] = json!(["orders"]),
+                _ => {}
+            }
+            c
+        })
+        .collect();
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
+    eventually(
+        Duration::from_secs(60),
+        "50 Components and the 4 entities they name in the catalog",
+        || (operator.metric(ENTITIES) == 54.0).then_some(()),
+    );
+
+    env.run_kubectl(&["delete", "components", "--all", "-n", ns, "--wait"])
+        .unwrap();
+    eventually(Duration::from_secs(30), "the catalog back to empty", || {
+        (operator.metric(ENTITIES) == 0.0).then_some(())
+    });
+}
+
+/// Refuses every status write to Components in one namespace while it lives, with a
+/// ValidatingAdmissionPolicy: what the API server does when it will not take a write.
+struct RefuseStatusWrites<'a> {
+    env: &'a TestEnv,
+    name: String,
+}
+
+impl<'a> RefuseStatusWrites<'a> {
+    fn new(env: &'a TestEnv, namespace: &str) -> RefuseStatusWrites<'a> {
+        let name = format!("refuse-status-{namespace}");
+        kubectl_apply(
+            env,
+            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                    "resourceRules": [{"apiGroups": ["platform.pave.dev"], "apiVersions": ["*"],
+                                       "operations": ["UPDATE"], "resources": ["components/status"]}],
+                },
+                "validations": [{"expression": "false", "message": "status writes refused by the test"}],
+            }}),
+        );
+        kubectl_apply(
+            env,
+            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                    "metadata": {"name": name},
+                    "spec": {"policyName": name, "validationActions": ["Deny"]}}),
+        );
+        RefuseStatusWrites { env, name }
+    }
+}
+
+impl Drop for RefuseStatusWrites<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.run_kubectl(&[
+            "delete",
+            &format!("validatingadmissionpolicybinding/{}", self.name),
+            &format!("validatingadmissionpolicy/{}", self.name),
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+#[test]
+fn components_deleted_while_their_status_is_refused_are_forgotten() {
+    let _turn = side_by_side();
+    let _log = LogOnPanic;
+    let operator = operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-refused");
+    let ns = ns.name();
+    let _refusal = RefuseStatusWrites::new(env, ns);
+    // The API server applies a policy once it has loaded it; a write of our own shows
+    // when that is.
+    kubectl_apply(env, &component(ns, "probe", &[]));
+    eventually(Duration::from_secs(30), "status writes refused", || {
+        let refused = env.run_kubectl(&[
+            "patch",
+            "component",
+            "probe",
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"impact":0}}"#,
+        ]);
+        refused
+            .is_err_and(|e| e.to_string().contains("status writes refused by the test"))
+            .then_some(())
+    });
+
+    for i in 0..5 {
+        kubectl_apply(env, &component(ns, &format!("c{i}"), &[]));
+    }
+    eventually(
+        Duration::from_secs(30),
+        "5 Components waiting to retry their status writes",
+        || (operator.metric(RETRYING) >= 5.0).then_some(()),
+    );
+    let refused = format!(
+        r#"pave_operator_reconcile_failures_total{{controller="{CATALOG}",error="write_status"}}"#
+    );
+    assert!(
+        operator.metric(&refused) >= 5.0,
+        "the failures are the refused writes"
+    );
+
+    env.run_kubectl(&["delete", "components", "--all", "-n", ns, "--wait"])
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "no Component of the catalog waiting to retry",
+        || (operator.metric(RETRYING) == 0.0).then_some(()),
     );
 }

@@ -138,11 +138,17 @@ impl Operator {
     /// The value of one counter series, e.g. `pave_operator_status_writes_total`
     /// for `controller="pave-catalog"`.
     pub fn counter(&self, name: &str, controller: &str) -> f64 {
+        self.metric(&format!("{name}{{controller=\"{controller}\"}}"))
+    }
+
+    /// The value of one series as `/metrics` writes it, labels and all, e.g.
+    /// `pave_operator_catalog_entities`.
+    pub fn metric(&self, series: &str) -> f64 {
         let (code, body) = self.get("/metrics");
         assert_eq!(code, 200, "{body}");
-        let series = format!("{name}{{controller=\"{controller}\"}} ");
+        let prefix = format!("{series} ");
         body.lines()
-            .find_map(|line| line.strip_prefix(&series))
+            .find_map(|line| line.strip_prefix(&prefix))
             .and_then(|value| value.parse().ok())
             .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
     }
