@@ -32,6 +32,13 @@ impl ResourceKind {
         }
     }
 
+    /// The kind `status.resources[].kind` names ([`ResourceKind::as_str`]).
+    pub fn parse(kind: &str) -> Option<ResourceKind> {
+        Self::CREATION_ORDER
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
+
     /// Creation order; teardown runs it backwards.
     pub const CREATION_ORDER: [ResourceKind; 6] = [
         ResourceKind::Vpc,

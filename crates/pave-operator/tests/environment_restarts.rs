@@ -1,7 +1,9 @@
-//! What the operator must learn from what exists rather than keep in memory, so that
-//! deleting and restarting lose nothing: address blocks (freed once their VPC is gone,
-//! known after a restart) and the regions the sweeper looks at (a restarted operator
-//! still sweeps a region no environment names any more). Its own test binary: the
+//! What the operator must learn from what exists and what it recorded rather than keep
+//! in memory or trust to tags, so that deleting and restarting lose nothing: address
+//! blocks (freed once their VPC is gone, known after a restart), the regions the
+//! sweeper looks at (a restarted operator still sweeps a region no environment names
+//! any more), and the ids in status (a teardown deletes a resource whose tags were
+//! removed out of band). Its own test binary: the
 //! pool here is tiny (four blocks), and the sweep interval is an hour, so whatever
 //! is swept here was swept because something woke the sweeper, not by the clock.
 //!
@@ -9,7 +11,8 @@
 //!
 //! These failed on the operator that only ever added blocks to an in-memory map (and
 //! called a full pool Terminal, so an environment waiting for a block never got one),
-//! and that swept only regions it had acted in since it started.
+//! that swept only regions it had acted in since it started, and whose teardown went
+//! by tags alone.
 
 mod common;
 
@@ -29,7 +32,7 @@ vpcPrefixLength: 24
 environmentsPerNamespace: 0
 sweepInterval: 1h
 sweepGracePeriod: 2s
-resyncInterval: 3s
+resyncInterval: 1h
 ";
 
 /// One operator at a time: two with the same cluster id would both act on every
@@ -218,5 +221,51 @@ fn a_restarted_operator_sweeps_regions_no_environment_names() {
         vpc_exists(env, "eu-west-1", &kept),
         "the VPC marked orphaned is kept"
     );
+    drop(operator);
+}
+
+#[test]
+fn a_teardown_deletes_what_status_recorded_even_without_its_tags() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::shared();
+    let operator = start(env);
+    let ns = env.namespace("devenv-untagged");
+    let ns = ns.name();
+    create(
+        env,
+        ns,
+        "untagged",
+        json!({"compositeDeletePolicy": "Foreground"}),
+    );
+    wait_phase(env, ns, "untagged", "Ready");
+    let uid = uid_of(env, ns, "untagged");
+    let before = cloud(env, "us-east-1", &uid);
+    let subnet = before["Subnet"][0]["id"].as_str().unwrap().to_owned();
+    let vpc = before["VPC"][0]["id"].as_str().unwrap().to_owned();
+    // Out of band, one subnet loses the tags pave finds it by. The resync is an hour
+    // away, so no drift check puts them back first.
+    env.boto3(&format!(
+        r#"
+import boto3
+ec2 = boto3.client("ec2", region_name="us-east-1")
+ec2.delete_tags(Resources=[{subnet:?}], Tags=[{{"Key": "pave.dev/environment-uid"}}, {{"Key": "pave.dev/cluster-id"}}])
+"#
+    ))
+    .unwrap();
+    delete(env, ns, "untagged");
+    eventually(Duration::from_secs(60), "untagged gone", || {
+        get_environment(env, ns, "untagged").is_none().then_some(())
+    });
+    assert!(!vpc_exists(env, "us-east-1", &vpc), "the VPC {vpc} is left");
+    let left = env
+        .boto3(&format!(
+            r#"
+import boto3
+ec2 = boto3.client("ec2", region_name="us-east-1")
+print(len(ec2.describe_subnets(Filters=[{{"Name": "subnet-id", "Values": [{subnet:?}]}}])["Subnets"]))
+"#
+        ))
+        .unwrap();
+    assert_eq!(left.trim(), "0", "the untagged subnet {subnet} is left");
     drop(operator);
 }

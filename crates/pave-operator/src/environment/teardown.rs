@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::runtime::controller::Action;
 use pave_api::DeveloperEnvironment;
 use pave_api::conditions::{READY, RECOVERABLE, Status, TERMINAL};
-use pave_api::environment::{CompositeDeletePolicy, DeletionPolicy, Phase};
+use pave_api::environment::{CloudResourceStatus, CompositeDeletePolicy, DeletionPolicy, Phase};
 use pave_cloud::aws::Aws;
 use pave_cloud::model::tags;
 use pave_cloud::policy::{self};
@@ -35,6 +35,8 @@ pub(super) async fn cleanup(
 ) -> Result<Action, Error> {
     let uid = uid_of(env);
     let region = env.spec.parameters.region.clone();
+    // A drift flag is for apply; a deleted environment never gets there to clear it.
+    cloud.drifted.lock().expect("not poisoned").remove(&uid);
     if env.annotations().get(ABANDON).map(String::as_str) == Some("true") {
         return abandon(env, ctx, cloud).await;
     }
@@ -71,7 +73,8 @@ pub(super) async fn cleanup(
         cloud.released(&region, &uid);
         return Ok(Action::await_change());
     }
-    match teardown_step(cloud, &region, &uid).await {
+    let recorded = env.status.as_ref().map_or(&[][..], |s| &s.resources[..]);
+    match teardown_step(cloud, &region, &uid, recorded).await {
         Ok(Teardown::Done) => {
             if let Err(error) = delete_connection_secret_elsewhere(env, ctx).await {
                 return blocked(&mut progress, ctx, error.to_string(), false).await;
@@ -268,15 +271,49 @@ pub(super) enum Teardown {
 ///
 /// What exists comes from the region's shared inventory, listed after this step began,
 /// so it holds everything the environment ever created, including a resource whose id
-/// a crash kept out of status; each delete confirms its own resource gone by id.
+/// a crash kept out of status; and from the ids status recorded, so a resource whose
+/// tags were removed out of band is deleted too, not left to hold up its VPC. Each
+/// delete confirms its own resource gone by id.
 pub(super) async fn teardown_step(
     cloud: &Cloud,
     region: &str,
     uid: &str,
+    recorded: &[CloudResourceStatus],
 ) -> Result<Teardown, CloudError> {
     let inventory = cloud.inventory(region).await?;
     let aws = cloud.client(region).await;
-    teardown(&aws, owned_by(&inventory, uid)).await
+    let mut mine = owned_by(&inventory, uid);
+    mine.extend(recorded_untagged(&inventory, recorded));
+    teardown(&aws, mine).await
+}
+
+/// The resources status recorded for an environment that the inventory does not
+/// attribute to it (their tags were removed or changed), as far as a delete needs
+/// them: kind, id and name. Not those confirmed deleted by an earlier step, and never
+/// one the inventory attributes to another environment.
+fn recorded_untagged(
+    inventory: &[(ResourceKind, Observed)],
+    recorded: &[CloudResourceStatus],
+) -> Vec<(ResourceKind, Observed)> {
+    recorded
+        .iter()
+        .filter(|r| r.state.as_deref() != Some("deleted"))
+        .filter_map(|r| {
+            let id = r.id.as_ref()?;
+            let kind = ResourceKind::parse(&r.kind)?;
+            let listed = inventory.iter().find(|(_, o)| &o.id == id);
+            if listed.is_some_and(|(_, o)| o.tags.contains_key(tags::ENVIRONMENT_UID)) {
+                // Listed as this environment's (already in `owned_by`) or another's.
+                return None;
+            }
+            let observed = Observed {
+                id: id.clone(),
+                tags: BTreeMap::from([(tags::NAME.to_owned(), r.name.clone())]),
+                ..Observed::default()
+            };
+            Some((kind, observed))
+        })
+        .collect()
 }
 
 /// The resources in `inventory` that environment `uid` owns.
