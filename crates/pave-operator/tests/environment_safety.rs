@@ -9,7 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::devenv::{
-    cloud, condition, environment, get, get_environment, total, uid_of, wait_phase,
+    cloud, condition, environment, get, get_environment, ready_environment, total, uid_of,
+    wait_phase,
 };
 use common::{LogOnPanic, Operator, eventually, kubectl_apply, operator_with_config};
 use pave_testenv::TestEnv;
@@ -115,12 +116,7 @@ fn an_environment_the_operator_cannot_read_keeps_its_resources() {
     let ns = env.namespace("devenv-unreadable");
     let ns = ns.name();
     let region = "eu-west-1";
-    kubectl_apply(
-        env,
-        &environment(ns, "unreadable", json!({"region": region}), json!({})),
-    );
-    wait_phase(env, ns, "unreadable", "Ready");
-    let uid = uid_of(env, ns, "unreadable");
+    let uid = ready_environment(env, ns, "unreadable", json!({"region": region}), json!({}));
     let before = inventory(&cloud(env, region, &uid));
     assert_eq!(
         before.len(),
@@ -210,17 +206,13 @@ fn an_orphaned_environment_is_kept_whole_when_one_resource_lost_its_mark() {
     let ns = env.namespace("devenv-orphan-mark");
     let ns = ns.name();
     let region = "ap-northeast-2";
-    kubectl_apply(
+    let uid = ready_environment(
         env,
-        &environment(
-            ns,
-            "kept",
-            json!({"region": region}),
-            json!({"deletionPolicy": "Orphan"}),
-        ),
+        ns,
+        "kept",
+        json!({"region": region}),
+        json!({"deletionPolicy": "Orphan"}),
     );
-    wait_phase(env, ns, "kept", "Ready");
-    let uid = uid_of(env, ns, "kept");
     delete(env, ns, "kept");
     wait_gone(env, ns, "kept", Duration::from_secs(30));
     let orphaned = cloud(env, region, &uid);
@@ -262,17 +254,13 @@ fn a_terminal_error_during_deletion_keeps_the_environment_until_released_on_purp
     let ns = env.namespace("devenv-protected");
     let ns = ns.name();
     let region = "us-east-1";
-    kubectl_apply(
+    let uid = ready_environment(
         env,
-        &environment(
-            ns,
-            "protected",
-            json!({"region": region, "dbSize": "db.t3.micro"}),
-            json!({"compositeDeletePolicy": "Foreground"}),
-        ),
+        ns,
+        "protected",
+        json!({"region": region, "dbSize": "db.t3.micro"}),
+        json!({"compositeDeletePolicy": "Foreground"}),
     );
-    wait_phase(env, ns, "protected", "Ready");
-    let uid = uid_of(env, ns, "protected");
     let before = cloud(env, region, &uid);
     let database = before["DBInstance"][0]["id"].as_str().unwrap().to_owned();
     env.boto3(&format!(

@@ -10,8 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::devenv::{cloud, condition, count, environment, get_environment, uid_of, wait_phase};
-use common::{LogOnPanic, Operator, eventually, kubectl_apply, operator_with_config};
+use common::devenv::{cloud, condition, count, get_environment, ready_environment, wait_phase};
+use common::{LogOnPanic, Operator, eventually, operator_with_config};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
 
@@ -40,17 +40,9 @@ fn patch(env: &TestEnv, ns: &str, name: &str, ops: Value) {
 
 /// A Ready environment with a database, and its UID.
 fn with_database(env: &TestEnv, ns: &str, name: &str, version: &str, extra: Value) -> String {
-    kubectl_apply(
-        env,
-        &environment(
-            ns,
-            name,
-            json!({"region": "us-east-1", "dbSize": "db.t3.micro", "dbEngineVersion": version}),
-            extra,
-        ),
-    );
-    wait_phase(env, ns, name, "Ready");
-    uid_of(env, ns, name)
+    let parameters =
+        json!({"region": "us-east-1", "dbSize": "db.t3.micro", "dbEngineVersion": version});
+    ready_environment(env, ns, name, parameters, extra)
 }
 
 /// Waits for the environment to have acted on its latest generation, and returns it.

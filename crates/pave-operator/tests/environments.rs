@@ -7,7 +7,9 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::devenv::{cloud, count, environment, get, total, uid_of, wait_phase};
+use common::devenv::{
+    cloud, count, environment, events_about, get, ready_environment, total, wait_phase,
+};
 use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
@@ -381,19 +383,13 @@ fn drift_is_set_back_and_reported() {
     let env = TestEnv::shared();
     let ns = env.namespace("devenv-drift");
     let ns = ns.name();
-    kubectl_apply(
+    let uid = ready_environment(
         env,
-        &environment(
-            ns,
-            "drifty",
-            json!({"region": "us-east-1", "dbSize": "db.t3.micro", "clusterSize": "small"}),
-            json!({}),
-        ),
+        ns,
+        "drifty",
+        json!({"region": "us-east-1", "dbSize": "db.t3.micro", "clusterSize": "small"}),
+        json!({}),
     );
-    let uid = wait_phase(env, ns, "drifty", "Ready")["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let before = cloud(env, "us-east-1", &uid);
     let instance = before["Instance"][0]["id"].as_str().unwrap().to_owned();
 
@@ -430,18 +426,7 @@ ec2.delete_tags(Resources=[{vpc:?}], Tags=[{{"Key": "pave.dev/environment"}}])
         "{}",
         obj["status"]
     );
-    let events = env
-        .run_kubectl(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            ns,
-            "--field-selector",
-            "regarding.name=drifty",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .unwrap();
+    let events = events_about(env, ns, "drifty", "", "reason");
     assert!(events.contains("DriftCorrected"), "{events}");
 }
 
@@ -452,17 +437,13 @@ fn an_environment_whose_every_resource_went_out_of_band_is_rebuilt() {
     let env = TestEnv::shared();
     let ns = env.namespace("devenv-allgone");
     let ns = ns.name();
-    kubectl_apply(
+    let uid = ready_environment(
         env,
-        &environment(
-            ns,
-            "vanished",
-            json!({"region": "us-east-1", "clusterSize": "small"}),
-            json!({}),
-        ),
+        ns,
+        "vanished",
+        json!({"region": "us-east-1", "clusterSize": "small"}),
+        json!({}),
     );
-    let uid = uid_of(env, ns, "vanished");
-    wait_phase(env, ns, "vanished", "Ready");
     let before = cloud(env, "us-east-1", &uid);
     let ids = |kind: &str| -> Vec<String> {
         before[kind]
@@ -494,18 +475,7 @@ for v in {vpcs:?}: ec2.delete_vpc(VpcId=v)
         (total(&c) == total(&before)).then_some(c)
     });
     assert_ne!(after["VPC"][0]["id"], before["VPC"][0]["id"], "{after}");
-    let events = env
-        .run_kubectl(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            ns,
-            "--field-selector",
-            "regarding.name=vanished",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .unwrap();
+    let events = events_about(env, ns, "vanished", "", "reason");
     assert!(events.contains("DriftCorrected"), "{events}");
     wait_phase(env, ns, "vanished", "Ready");
 }
@@ -517,17 +487,13 @@ fn an_ingress_rule_opened_on_the_database_group_is_revoked() {
     let env = TestEnv::shared();
     let ns = env.namespace("devenv-ingress");
     let ns = ns.name();
-    kubectl_apply(
+    let uid = ready_environment(
         env,
-        &environment(
-            ns,
-            "guarded",
-            json!({"region": "us-east-1", "dbSize": "db.t3.micro"}),
-            json!({}),
-        ),
+        ns,
+        "guarded",
+        json!({"region": "us-east-1", "dbSize": "db.t3.micro"}),
+        json!({}),
     );
-    let uid = uid_of(env, ns, "guarded");
-    wait_phase(env, ns, "guarded", "Ready");
     let db_group = |c: &Value| -> Value {
         c["SecurityGroup"]
             .as_array()
@@ -564,18 +530,7 @@ ec2.authorize_security_group_ingress(GroupId={id:?}, IpPermissions=[{{
     );
     // It was there (the drift check may take it away before boto3 could look), and
     // the user is told.
-    let notes = env
-        .run_kubectl(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            ns,
-            "--field-selector",
-            "regarding.name=guarded,reason=DriftCorrected",
-            "-o",
-            "jsonpath={.items[*].note}",
-        ])
-        .unwrap();
+    let notes = events_about(env, ns, "guarded", "reason=DriftCorrected", "note");
     assert!(notes.contains("0.0.0.0/0"), "{notes}");
 }
 
@@ -632,17 +587,6 @@ fn an_expired_environment_deletes_itself() {
         (total(&cloud(env, "us-east-1", &uid)) == 0).then_some(())
     });
     // Whoever finds the environment gone can learn why: the Event outlives it.
-    let events = env
-        .run_kubectl(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            ns,
-            "--field-selector",
-            "regarding.name=brief",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .unwrap();
+    let events = events_about(env, ns, "brief", "", "reason");
     assert!(events.contains("Expired"), "{events}");
 }

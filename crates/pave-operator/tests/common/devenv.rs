@@ -22,6 +22,21 @@ pub fn environment(ns: &str, name: &str, parameters: Value, extra: Value) -> Val
     env
 }
 
+/// Applies an environment and waits for it to be Ready; returns its UID.
+pub fn ready_environment(
+    env: &TestEnv,
+    ns: &str,
+    name: &str,
+    parameters: Value,
+    extra: Value,
+) -> String {
+    super::kubectl_apply(env, &environment(ns, name, parameters, extra));
+    wait_phase(env, ns, name, "Ready")["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_owned()
+}
+
 pub fn get(env: &TestEnv, args: &[&str]) -> Option<Value> {
     serde_json::from_str(&env.run_kubectl(args).ok()?).ok()
 }
@@ -107,4 +122,24 @@ pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == type_)
+}
+
+/// What the Events about `name` in `ns` say: `field` is `reason` or `note`, and
+/// `selector` narrows them further (`reason=DriftCorrected`), space-separated.
+pub fn events_about(env: &TestEnv, ns: &str, name: &str, selector: &str, field: &str) -> String {
+    let mut fields = format!("regarding.name={name}");
+    if !selector.is_empty() {
+        fields = format!("{fields},{selector}");
+    }
+    env.run_kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        ns,
+        "--field-selector",
+        &fields,
+        "-o",
+        &format!("jsonpath={{.items[*].{field}}}"),
+    ])
+    .expect("kubectl get events")
 }

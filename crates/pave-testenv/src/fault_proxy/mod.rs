@@ -168,6 +168,9 @@ pub struct Seen {
     pub action: String,
     /// The service from the SigV4 credential scope (`ec2`, `rds`), empty if unsigned.
     pub service: String,
+    /// The region from the SigV4 credential scope (`us-east-1`), empty if unsigned:
+    /// how a test tells the calls about one environment from a sweep of other regions.
+    pub region: String,
     /// The status the client was answered; `None` when the connection was closed
     /// instead (a drop, a kill, or the client gave up first).
     pub status: Option<u16>,
@@ -410,7 +413,7 @@ async fn handle(
     // The client stopped sending mid-body: nothing to forward.
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let action = action_of(&parts.headers, parts.uri.query(), &body);
-    let service = service_of(&parts.headers, &action);
+    let (region, service) = scope_of(&parts.headers, &action);
     let params = params_of(&parts.headers, parts.uri.query(), &body);
     let fault = state.decide(&action);
     let mut record = Record {
@@ -418,6 +421,7 @@ async fn handle(
         seen: Some(Seen {
             action: action.clone(),
             service: service.clone(),
+            region,
             status: None,
             forwarded: false,
             fault: fault.clone(),
@@ -651,19 +655,22 @@ fn params_of(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Vec<(Stri
     params
 }
 
-/// The service in the SigV4 credential scope
-/// (`Credential=AKID/20250101/us-east-1/rds/aws4_request`); for an unsigned request,
-/// `rds` when the action names a DB resource, else `ec2`.
-fn service_of(headers: &HeaderMap, action: &str) -> String {
-    headers
+/// The region and service in the SigV4 credential scope
+/// (`Credential=AKID/20250101/us-east-1/rds/aws4_request`); for an unsigned request, no
+/// region, and `rds` when the action names a DB resource, else `ec2`.
+fn scope_of(headers: &HeaderMap, action: &str) -> (String, String) {
+    let scope = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|auth| {
             let scope = &auth[auth.find("Credential=")? + "Credential=".len()..];
-            let scope = scope.split([',', ' ']).next()?;
-            scope.split('/').nth(3).map(str::to_owned)
-        })
-        .unwrap_or_else(|| if action.contains("DB") { "rds" } else { "ec2" }.to_owned())
+            let mut parts = scope.split([',', ' ']).next()?.split('/').skip(2);
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        });
+    scope.unwrap_or_else(|| {
+        let service = if action.contains("DB") { "rds" } else { "ec2" };
+        (String::new(), service.to_owned())
+    })
 }
 
 /// An AWS error answer as the service's SDK parses it: RDS (and the other
@@ -1072,14 +1079,21 @@ mod tests {
             HeaderValue::from_static("DynamoDB_20120810.PutItem"),
         );
         assert_eq!(action_of(&headers, None, b"{}"), "PutItem");
-        assert_eq!(service_of(&HeaderMap::new(), "CreateDBSubnetGroup"), "rds");
-        assert_eq!(service_of(&HeaderMap::new(), "CreateVpc"), "ec2");
+        let unsigned = |action| scope_of(&HeaderMap::new(), action);
+        assert_eq!(
+            unsigned("CreateDBSubnetGroup"),
+            (String::new(), "rds".into())
+        );
+        assert_eq!(unsigned("CreateVpc"), (String::new(), "ec2".into()));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static(
                 "AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/rds/aws4_request, SignedHeaders=host, Signature=abc",
             ),
         );
-        assert_eq!(service_of(&headers, "DescribeVpcs"), "rds");
+        assert_eq!(
+            scope_of(&headers, "DescribeVpcs"),
+            ("eu-west-1".into(), "rds".into())
+        );
     }
 }
