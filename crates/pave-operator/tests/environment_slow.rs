@@ -35,8 +35,8 @@ environmentsPerNamespace: 0
 ";
 
 /// How long a database stays `deleting`, or a new instance `pending`, where a test
-/// watches the operator wait: ample for a few looks at the object, and shorter than
-/// the operator's third retry (1, 2, 4 s apart), so it takes no fourth.
+/// watches the operator wait: ample for a few looks at the object, and over before
+/// the operator's third look (its retries are 1, 2 and 4 s apart), so none is wasted.
 const SLOW: Duration = Duration::from_secs(5);
 
 /// The calls of a Foreground teardown of an environment with a database and one
@@ -258,6 +258,7 @@ fn foreground_deletion_shows_its_progress_while_the_database_is_deleting() {
         .position(|s| {
             [
                 "DeleteDBSubnetGroup",
+                "RevokeSecurityGroupIngress",
                 "DeleteSecurityGroup",
                 "DeleteSubnet",
                 "DeleteVpc",
