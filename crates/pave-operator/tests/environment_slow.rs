@@ -801,16 +801,26 @@ fn creating_fifty_while_deleting_fifty_deletes_nothing_that_lives() {
     }
 
     timings.push(("checked", started.elapsed()));
-    // Nothing left in the cluster for the next test: the new ones are released at once
-    // (Background). Their resources may outlive this operator: no other test uses
-    // this region, so no later operator (which sweeps only regions it has seen
-    // environments in) meets them, and the sweeping of released ones is checked above.
+    // Nothing left for the next test, whose operator sweeps what no environment owns
+    // (and whose proxy counts delete calls): the new ones go too, Background, so the
+    // sweeper deletes them.
     env.run_kubectl(&["delete", "devenv", "--all", "-n", new_ns, "--wait=false"])
         .expect("delete the new environments");
     eventually(
         Duration::from_secs(120),
         "the new environments gone",
         || environments(env, Some(new_ns))?.is_empty().then_some(()),
+    );
+    eventually(
+        Duration::from_secs(180),
+        "nothing of the new environments left in the cloud",
+        || {
+            let now = devenv::clouds(env, region);
+            new_uids
+                .keys()
+                .all(|uid| !now.contains_key(uid))
+                .then_some(())
+        },
     );
     timings.push(("new ones gone", started.elapsed()));
     eprintln!("race (phase, since the start): {timings:?}");
