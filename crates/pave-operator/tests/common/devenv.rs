@@ -1,6 +1,6 @@
 //! DeveloperEnvironment helpers shared by the environment test binaries: manifests,
 //! reading objects back with kubectl, waiting for a phase, and what moto holds for an
-//! environment as boto3 (moto's own client) sees it.
+//! environment (or every environment of a region) as boto3 (moto's own client) sees it.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,37 +38,106 @@ pub fn wait_phase(env: &TestEnv, ns: &str, name: &str, phase: &str) -> Value {
     )
 }
 
-/// The kinds in a [`cloud`] answer, in creation order.
-pub const KINDS: [&str; 6] = [
-    "VPC",
-    "Subnet",
-    "SecurityGroup",
-    "DBSubnetGroup",
-    "DBInstance",
-    "Instance",
-];
-
-/// Lists what moto holds in a region for pave's environments, grouped by the
-/// environment-uid tag; `@ONLY@` is a UID (as a Python string) or `None` for all.
-const CLOUD_PROGRAM: &str = r#"
+/// Every resource moto holds for the environment with this UID, as boto3 sees it:
+/// `{kind: [{id, tags, ...}]}`.
+pub fn cloud(env: &TestEnv, region: &str, uid: &str) -> Value {
+    let program = format!(
+        r#"
 import json, boto3
-region, only = @REGION@, @ONLY@
+region, uid = {region:?}, {uid:?}
+ec2 = boto3.client("ec2", region_name=region)
+rds = boto3.client("rds", region_name=region)
+flt = [{{"Name": "tag:pave.dev/environment-uid", "Values": [uid]}}]
+tags = lambda ts: {{t["Key"]: t["Value"] for t in ts or []}}
+out = {{
+  "VPC": [{{"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v.get("Tags"))}} for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]],
+  "Subnet": [{{"id": s["SubnetId"], "az": s["AvailabilityZone"], "tags": tags(s.get("Tags"))}} for s in ec2.describe_subnets(Filters=flt)["Subnets"]],
+  "SecurityGroup": [{{"id": g["GroupId"], "ingress": g["IpPermissions"], "tags": tags(g.get("Tags"))}} for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]],
+  "Instance": [{{"id": i["InstanceId"], "type": i["InstanceType"], "tags": tags(i.get("Tags"))}}
+               for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] not in ("terminated", "shutting-down")],
+  "DBInstance": [], "DBSubnetGroup": [],
+}}
+for d in rds.describe_db_instances()["DBInstances"]:
+    t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
+    if t.get("pave.dev/environment-uid") == uid:
+        out["DBInstance"].append({{"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "storage": d["AllocatedStorage"], "tags": t}})
+for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
+    t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
+    if t.get("pave.dev/environment-uid") == uid:
+        out["DBSubnetGroup"].append({{"id": g["DBSubnetGroupName"], "tags": t}})
+print(json.dumps(out))
+"#
+    );
+    serde_json::from_str(&env.boto3(&program).expect("boto3 against moto"))
+        .expect("JSON from boto3")
+}
+
+pub fn count(cloud: &Value, kind: &str) -> usize {
+    cloud[kind].as_array().map_or(0, Vec::len)
+}
+
+pub fn total(cloud: &Value) -> usize {
+    [
+        "VPC",
+        "Subnet",
+        "SecurityGroup",
+        "Instance",
+        "DBInstance",
+        "DBSubnetGroup",
+    ]
+    .iter()
+    .map(|k| count(cloud, k))
+    .sum()
+}
+
+pub fn get_environment(env: &TestEnv, ns: &str, name: &str) -> Option<Value> {
+    get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])
+}
+
+pub fn uid_of(env: &TestEnv, ns: &str, name: &str) -> String {
+    eventually(Duration::from_secs(10), "the environment's uid", || {
+        get_environment(env, ns, name)?["metadata"]["uid"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
+pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+pub fn delete(env: &TestEnv, ns: &str, name: &str) {
+    env.run_kubectl(&["delete", "devenv", name, "-n", ns, "--wait=false"])
+        .expect("kubectl delete");
+}
+
+pub fn wait_gone(env: &TestEnv, ns: &str, name: &str, within: Duration) {
+    eventually(within, &format!("{ns}/{name} gone"), || {
+        get_environment(env, ns, name).is_none().then_some(())
+    });
+}
+
+/// [`cloud`] for every environment with resources in the region `@REGION@`, grouped
+/// by the environment-uid tag, in one look.
+const CLOUDS_PROGRAM: &str = r#"
+import json, boto3
+region = @REGION@
 key = "pave.dev/environment-uid"
 ec2 = boto3.client("ec2", region_name=region)
 rds = boto3.client("rds", region_name=region)
-if only:
-    flt = [{"Name": "tag:" + key, "Values": [only]}]
-else:
-    flt = [{"Name": "tag-key", "Values": [key]}]
+flt = [{"Name": "tag-key", "Values": [key]}]
 tags = lambda ts: {t["Key"]: t["Value"] for t in ts or []}
 pages = lambda client, op, field, **kw: [x for p in client.get_paginator(op).paginate(**kw) for x in p[field]]
-kinds = ["VPC", "Subnet", "SecurityGroup", "DBSubnetGroup", "DBInstance", "Instance"]
+kinds = ["VPC", "Subnet", "SecurityGroup", "Instance", "DBInstance", "DBSubnetGroup"]
 out = {}
 def add(kind, item):
     uid = item["tags"].get(key)
-    if uid is None or (only and uid != only):
-        return
-    out.setdefault(uid, {k: [] for k in kinds})[kind].append(item)
+    if uid is not None:
+        out.setdefault(uid, {k: [] for k in kinds})[kind].append(item)
 for v in pages(ec2, "describe_vpcs", "Vpcs", Filters=flt):
     add("VPC", {"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v.get("Tags"))})
 for s in pages(ec2, "describe_subnets", "Subnets", Filters=flt):
@@ -81,40 +150,19 @@ for r in pages(ec2, "describe_instances", "Reservations", Filters=flt):
             add("Instance", {"id": i["InstanceId"], "type": i["InstanceType"], "tags": tags(i.get("Tags"))})
 for d in pages(rds, "describe_db_instances", "DBInstances"):
     t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
-    add("DBInstance", {"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "storage": d["AllocatedStorage"], "tags": t})
+    add("DBInstance", {"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "version": d["EngineVersion"], "storage": d["AllocatedStorage"], "tags": t})
 for g in pages(rds, "describe_db_subnet_groups", "DBSubnetGroups"):
     t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
     add("DBSubnetGroup", {"id": g["DBSubnetGroupName"], "tags": t})
 print(json.dumps(out))
 "#;
 
-fn run_cloud_program(env: &TestEnv, region: &str, only: Option<&str>) -> BTreeMap<String, Value> {
-    let program = CLOUD_PROGRAM
-        .replace("@REGION@", &format!("{region:?}"))
-        .replace(
-            "@ONLY@",
-            &only.map_or_else(|| "None".to_owned(), |u| format!("{u:?}")),
-        );
+/// [`cloud`] for every environment with resources in `region`, by UID, in one look
+/// (one boto3 process, however many environments).
+pub fn clouds(env: &TestEnv, region: &str) -> BTreeMap<String, Value> {
+    let program = CLOUDS_PROGRAM.replace("@REGION@", &format!("{region:?}"));
     serde_json::from_str(&env.boto3(&program).expect("boto3 against moto"))
         .expect("JSON from boto3")
-}
-
-/// An answer of [`cloud`] with nothing in it.
-fn nothing() -> Value {
-    Value::Object(KINDS.iter().map(|k| ((*k).to_owned(), json!([]))).collect())
-}
-
-/// Every resource moto holds for the environment with this UID, as boto3 sees it:
-/// `{kind: [{id, tags, ...}]}`, every kind of [`KINDS`] present.
-pub fn cloud(env: &TestEnv, region: &str, uid: &str) -> Value {
-    run_cloud_program(env, region, Some(uid))
-        .remove(uid)
-        .unwrap_or_else(nothing)
-}
-
-/// [`cloud`] for every environment with resources in `region`, by UID, in one look.
-pub fn clouds(env: &TestEnv, region: &str) -> BTreeMap<String, Value> {
-    run_cloud_program(env, region, None)
 }
 
 /// The resources of a [`cloud`] answer as `kind id` lines, sorted, for comparing
@@ -139,42 +187,4 @@ pub fn resource_ids(cloud: &Value) -> BTreeSet<String> {
         .flat_map(|(_, items)| items.as_array().into_iter().flatten())
         .filter_map(|item| item["id"].as_str().map(str::to_owned))
         .collect()
-}
-
-pub fn count(cloud: &Value, kind: &str) -> usize {
-    cloud[kind].as_array().map_or(0, Vec::len)
-}
-
-pub fn total(cloud: &Value) -> usize {
-    KINDS.iter().map(|k| count(cloud, k)).sum()
-}
-
-pub fn delete(env: &TestEnv, ns: &str, name: &str) {
-    env.run_kubectl(&["delete", "devenv", name, "-n", ns, "--wait=false"])
-        .expect("kubectl delete");
-}
-
-pub fn wait_gone(env: &TestEnv, ns: &str, name: &str, within: Duration) {
-    eventually(within, &format!("{ns}/{name} gone"), || {
-        get_environment(env, ns, name).is_none().then_some(())
-    });
-}
-
-pub fn get_environment(env: &TestEnv, ns: &str, name: &str) -> Option<Value> {
-    get(env, &["get", "devenv", name, "-n", ns, "-o", "json"])
-}
-
-pub fn uid_of(env: &TestEnv, ns: &str, name: &str) -> String {
-    eventually(Duration::from_secs(10), "the environment's uid", || {
-        get_environment(env, ns, name)?["metadata"]["uid"]
-            .as_str()
-            .map(str::to_owned)
-    })
-}
-
-pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
 }
