@@ -9,11 +9,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::devenv::{condition, get_environment, uid_of};
-use common::{Operator, eventually, kubectl_apply};
+use common::proxy::{ProxyLogOnPanic, one_operator_at_a_time, start_behind};
+use common::{eventually, kubectl_apply};
 use pave_testenv::TestEnv;
 use pave_testenv::fault_proxy::{Fault, FaultProxy, Rule, Seen, When};
 use serde_json::{Value, json};
@@ -41,51 +41,9 @@ const EXPECTED: [(&str, &str, usize); 6] = [
 /// VPC, 2 subnets, 2 security groups, DB subnet group, DB instance, 1 instance.
 const CREATES_IN_ENVIRONMENT: usize = 8;
 
-/// Every operator here watches the same control plane; two at once would both act on
-/// every environment. The tests take turns.
-static ONE_OPERATOR: Mutex<()> = Mutex::new(());
-
-fn one_operator_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_OPERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// When a test fails, prints what the proxy saw (the operators print their own logs
-/// as they drop).
-struct ProxyLogOnPanic<'a>(&'a FaultProxy);
-
-impl Drop for ProxyLogOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- requests through the fault proxy ----");
-            for seen in self.0.requests() {
-                eprintln!(
-                    "{} {} -> {} {}{}",
-                    seen.service,
-                    seen.action,
-                    seen.status
-                        .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
-                    if seen.forwarded { "(moto)" } else { "(proxy)" },
-                    seen.fault
-                        .as_ref()
-                        .map_or_else(String::new, |f| format!(" {f:?}"))
-                );
-            }
-        }
-    }
-}
-
-fn start_operator(env: &TestEnv, proxy: &FaultProxy) -> Operator {
-    // The regions listed, as a platform team would: with any region allowed the
-    // sweeper's first round would list every region of the account through the faults.
-    let config = "allowedRegions: [ap-northeast-2, eu-west-1]\n";
-    let operator = Operator::start_with(env, Some(config), &proxy.endpoint());
-    eventually(Duration::from_secs(30), "/readyz answering 200", || {
-        (operator.get("/readyz").0 == 200).then_some(())
-    });
-    operator
-}
+/// The regions listed, as a platform team would: with any region allowed, the
+/// sweeper's first round would list every region of the account through the faults.
+const REGIONS: &str = "allowedRegions: [ap-northeast-2, eu-west-1]\n";
 
 fn environment(ns: &str, name: &str, region: &str) -> Value {
     json!({
@@ -277,7 +235,7 @@ fn crash_after_each_create_leaves_exactly_one_of_each() {
         proxy.clear_requests();
 
         // The first operator dies right after moto answered the n-th create.
-        let mut doomed = start_operator(env, &proxy);
+        let mut doomed = start_behind(env, &proxy, Some(REGIONS));
         proxy.set_rules(vec![Rule::new(
             CREATES,
             When::Nth(n),
@@ -310,7 +268,7 @@ fn crash_after_each_create_leaves_exactly_one_of_each() {
 
         // A fresh operator, no faults, finishes the job.
         proxy.set_rules(Vec::new());
-        let mut successor = start_operator(env, &proxy);
+        let mut successor = start_behind(env, &proxy, Some(REGIONS));
         let obj = eventually(
             Duration::from_secs(60),
             &format!("round {n}: Ready after the restart"),
@@ -377,7 +335,7 @@ fn environment_converges_through_throttling_errors_drops_and_delays() {
     ]);
     proxy.set_rules(rules);
 
-    let operator = start_operator(env, &proxy);
+    let operator = start_behind(env, &proxy, Some(REGIONS));
     let ns = env.namespace("faults");
     let name = "weathered";
     let started = Instant::now();
@@ -467,14 +425,7 @@ fn a_refused_environment_is_deleted_without_asking_an_unreachable_cloud() {
     let proxy = FaultProxy::start(&env.moto_endpoint()).expect("start the fault proxy");
     let _proxy_log = ProxyLogOnPanic(&proxy);
     proxy.set_rules(vec![Rule::new(["*"], When::Always, Fault::Drop)]);
-    let operator = Operator::start_with(
-        env,
-        Some("allowedRegions: [eu-west-1]\n"),
-        &proxy.endpoint(),
-    );
-    eventually(Duration::from_secs(30), "/readyz answering 200", || {
-        (operator.get("/readyz").0 == 200).then_some(())
-    });
+    let _operator = start_behind(env, &proxy, Some("allowedRegions: [eu-west-1]\n"));
     let ns = env.namespace("refused-unreachable");
     let ns = ns.name();
     kubectl_apply(env, &environment(ns, "nowhere", "xx-nowhere-1"));

@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::devenv::{
-    cloud, condition, environment, get, get_environment, ready_environment, total, uid_of,
-    wait_phase,
+    cloud, condition, delete, environment, get, get_environment, inventory, ready_environment,
+    total, uid_of, wait_gone, wait_phase,
 };
-use common::{LogOnPanic, Operator, eventually, kubectl_apply, operator_with_config};
+use common::{LogOnPanic, Operator, eventually, holds_for, kubectl_apply, operator_with_config};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
 
@@ -27,32 +27,6 @@ const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
 
 fn operator() -> &'static Operator {
     operator_with_config(Some(CONFIG))
-}
-
-/// Asserts that `check` holds every 200 ms for `period`: for things that must *not*
-/// happen (a sweep, a garbage collection), given time in which they would.
-fn holds_for(period: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let started = Instant::now();
-    while started.elapsed() < period {
-        if let Err(why) = check() {
-            panic!(
-                "{what} stopped holding after {:?}: {why}",
-                started.elapsed()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn delete(env: &TestEnv, ns: &str, name: &str) {
-    env.run_kubectl(&["delete", "devenv", name, "-n", ns, "--wait=false"])
-        .expect("kubectl delete");
-}
-
-fn wait_gone(env: &TestEnv, ns: &str, name: &str, within: Duration) {
-    eventually(within, &format!("{ns}/{name} gone"), || {
-        get_environment(env, ns, name).is_none().then_some(())
-    });
 }
 
 fn secret(env: &TestEnv, ns: &str, name: &str) -> Option<Value> {
@@ -73,18 +47,6 @@ fn decoded(secret: &Value, key: &str) -> Option<String> {
         })
         .ok()?;
     String::from_utf8(out.stdout).ok()
-}
-
-/// The resources of `uid` as `kind id` lines, for comparing before and after.
-fn inventory(cloud: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for (kind, items) in cloud.as_object().into_iter().flatten() {
-        for item in items.as_array().into_iter().flatten() {
-            out.push(format!("{kind} {}", item["id"].as_str().unwrap_or("?")));
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Restores the CRD from `crds/` when dropped, so a test that loosened it cannot

@@ -1,8 +1,9 @@
 //! DeveloperEnvironment helpers shared by the environment test binaries: manifests,
 //! reading objects back with kubectl, waiting for a phase, and what moto holds for an
-//! environment as boto3 (moto's own client) sees it.
+//! environment (or every environment of a region) as boto3 (moto's own client) sees it.
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use pave_testenv::TestEnv;
@@ -142,4 +143,83 @@ pub fn events_about(env: &TestEnv, ns: &str, name: &str, selector: &str, field: 
         &format!("jsonpath={{.items[*].{field}}}"),
     ])
     .expect("kubectl get events")
+}
+
+pub fn delete(env: &TestEnv, ns: &str, name: &str) {
+    env.run_kubectl(&["delete", "devenv", name, "-n", ns, "--wait=false"])
+        .expect("kubectl delete");
+}
+
+pub fn wait_gone(env: &TestEnv, ns: &str, name: &str, within: Duration) {
+    eventually(within, &format!("{ns}/{name} gone"), || {
+        get_environment(env, ns, name).is_none().then_some(())
+    });
+}
+
+/// [`cloud`] for every environment with resources in the region `@REGION@`, grouped
+/// by the environment-uid tag, in one look.
+const CLOUDS_PROGRAM: &str = r#"
+import json, boto3
+region = @REGION@
+key = "pave.dev/environment-uid"
+ec2 = boto3.client("ec2", region_name=region)
+rds = boto3.client("rds", region_name=region)
+flt = [{"Name": "tag-key", "Values": [key]}]
+tags = lambda ts: {t["Key"]: t["Value"] for t in ts or []}
+pages = lambda client, op, field, **kw: [x for p in client.get_paginator(op).paginate(**kw) for x in p[field]]
+kinds = ["VPC", "Subnet", "SecurityGroup", "Instance", "DBInstance", "DBSubnetGroup"]
+out = {}
+def add(kind, item):
+    uid = item["tags"].get(key)
+    if uid is not None:
+        out.setdefault(uid, {k: [] for k in kinds})[kind].append(item)
+for v in pages(ec2, "describe_vpcs", "Vpcs", Filters=flt):
+    add("VPC", {"id": v["VpcId"], "cidr": v["CidrBlock"], "tags": tags(v.get("Tags"))})
+for s in pages(ec2, "describe_subnets", "Subnets", Filters=flt):
+    add("Subnet", {"id": s["SubnetId"], "az": s["AvailabilityZone"], "tags": tags(s.get("Tags"))})
+for g in pages(ec2, "describe_security_groups", "SecurityGroups", Filters=flt):
+    add("SecurityGroup", {"id": g["GroupId"], "ingress": g["IpPermissions"], "tags": tags(g.get("Tags"))})
+for r in pages(ec2, "describe_instances", "Reservations", Filters=flt):
+    for i in r["Instances"]:
+        if i["State"]["Name"] not in ("terminated", "shutting-down"):
+            add("Instance", {"id": i["InstanceId"], "type": i["InstanceType"], "tags": tags(i.get("Tags"))})
+for d in pages(rds, "describe_db_instances", "DBInstances"):
+    t = tags(rds.list_tags_for_resource(ResourceName=d["DBInstanceArn"])["TagList"])
+    add("DBInstance", {"id": d["DBInstanceIdentifier"], "class": d["DBInstanceClass"], "engine": d["Engine"], "version": d["EngineVersion"], "storage": d["AllocatedStorage"], "tags": t})
+for g in pages(rds, "describe_db_subnet_groups", "DBSubnetGroups"):
+    t = tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])
+    add("DBSubnetGroup", {"id": g["DBSubnetGroupName"], "tags": t})
+print(json.dumps(out))
+"#;
+
+/// [`cloud`] for every environment with resources in `region`, by UID, in one look
+/// (one boto3 process, however many environments).
+pub fn clouds(env: &TestEnv, region: &str) -> BTreeMap<String, Value> {
+    let program = CLOUDS_PROGRAM.replace("@REGION@", &format!("{region:?}"));
+    serde_json::from_str(&env.boto3(&program).expect("boto3 against moto"))
+        .expect("JSON from boto3")
+}
+
+/// The resources of a [`cloud`] answer as `kind id` lines, sorted, for comparing
+/// before and after.
+pub fn inventory(cloud: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, items) in cloud.as_object().into_iter().flatten() {
+        for item in items.as_array().into_iter().flatten() {
+            out.push(format!("{kind} {}", item["id"].as_str().unwrap_or("?")));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The ids (DB identifiers, DB subnet group names) in a [`cloud`] answer.
+pub fn resource_ids(cloud: &Value) -> BTreeSet<String> {
+    cloud
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, items)| items.as_array().into_iter().flatten())
+        .filter_map(|item| item["id"].as_str().map(str::to_owned))
+        .collect()
 }

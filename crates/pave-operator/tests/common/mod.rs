@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod devenv;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -214,6 +215,21 @@ pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Op
             started.elapsed() < within,
             "{what} did not happen within {within:?}"
         );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Asserts that `check` holds every 200 ms for `period`: for things that must *not*
+/// happen (a sweep, a garbage collection), given time in which they would.
+pub fn holds_for(period: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    while started.elapsed() < period {
+        if let Err(why) = check() {
+            panic!(
+                "{what} stopped holding after {:?}: {why}",
+                started.elapsed()
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
