@@ -16,6 +16,20 @@
 //! - A resource's message is shown as a failure (`✗`) unless it is a progress note
 //!   (`deleting`, `creating`, `waiting …`), because the operator writes a message
 //!   only for an error or for teardown progress.
+//! - Every refusal or stuck step gets a note under the heading: its reason and what to
+//!   do (a refusal waits for the spec or the configuration; a Terminal error for the
+//!   spec, or for a permission to be granted; a blocked deletion is retried and the
+//!   note gives the `kubectl annotate` that releases it; a deletion lists what is
+//!   left in the cloud; a False condition besides Ready, such as Synced
+//!   `DatabaseKept`, is repeated there). The tree leaves out of a note the message its
+//!   heading already shows; in `-o json` each note carries its message, so it stands
+//!   alone.
+//! - The connection secret is looked up under the name it has or will have, so a
+//!   Secret pave did not create (no `platform.pave.dev/environment-uid` label with this
+//!   environment's UID, no owner reference to it), which the operator refuses to use,
+//!   shows as in the way.
+//! - The newest Warning event is always among the recent events, however many
+//!   Normal ones came after it: a Warning is what someone must act on.
 //! - Trace exits 0 whenever it could show the environment, Ready or not: it is a
 //!   diagnosis, not a check. It exits 1 when the environment or the cluster cannot
 //!   be read, with one line on stderr saying what failed and what to do.
@@ -41,6 +55,25 @@ use serde::Serialize;
 
 /// How many of the most recent events are shown.
 const RECENT_EVENTS: usize = 5;
+
+/// The finalizer pave-operator holds an environment with until its cloud resources are
+/// handled (`crates/pave-operator/src/environment/mod.rs`).
+const FINALIZER: &str = "platform.pave.dev/cloud-resources";
+
+/// The annotation that releases an environment whose deletion cannot finish, leaving
+/// its cloud resources in place (`crates/pave-operator/src/environment/teardown.rs`).
+const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
+
+/// The label on the connection secrets pave creates: the environment's UID
+/// (`crates/pave-operator/src/environment/secret.rs`).
+const ENVIRONMENT_UID_LABEL: &str = "platform.pave.dev/environment-uid";
+
+/// AWS error codes that mean the operator's AWS identity lacks a permission.
+const PERMISSION_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+];
 
 /// What to trace.
 #[derive(clap::Subcommand)]
@@ -71,6 +104,18 @@ pub struct DevenvArgs {
 pub enum Format {
     Tree,
     Json,
+}
+
+/// What trace found of the connection secret, read as metadata only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretFound {
+    /// No Secret of that name.
+    Missing,
+    /// pave's, for this environment.
+    Ours,
+    /// A Secret of that name that pave did not create for this environment: the
+    /// operator never reads or writes it, and refuses the environment (`Forbidden`).
+    Foreign,
 }
 
 /// One event about the environment, as trace shows it.
@@ -144,20 +189,18 @@ async fn trace_devenv(args: &DevenvArgs) -> Result<String, String> {
         .map_err(|e| explain_get_error(&e, &namespace, &args.name, &server))?;
 
     let status = env.status.clone().unwrap_or_default();
-    let secret_exists = match &status.connection_secret_ref {
-        Some(secret) => match secret_exists(&client, secret).await {
-            Ok(exists) => Some(exists),
-            Err(e) => {
-                eprintln!(
-                    "kubectl-pave: note: cannot check secret {}/{}: {}",
-                    secret.namespace,
-                    secret.name,
-                    chain(&e)
-                );
-                None
-            }
-        },
-        None => None,
+    let secret = secret_coordinates(&env, &status);
+    let secret_found = match secret_found(&client, &secret, &env.uid().unwrap_or_default()).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            eprintln!(
+                "kubectl-pave: note: cannot check secret {}/{}: {}",
+                secret.namespace,
+                secret.name,
+                chain(&e)
+            );
+            None
+        }
     };
     let events = match events_about(&client, &env).await {
         Ok(events) => events,
@@ -168,9 +211,9 @@ async fn trace_devenv(args: &DevenvArgs) -> Result<String, String> {
     };
 
     Ok(match args.output {
-        Format::Tree => render(&env, secret_exists, &events),
+        Format::Tree => render(&env, secret_found, &events),
         Format::Json => {
-            let json = serde_json::to_string_pretty(&report(&env, secret_exists, &events))
+            let json = serde_json::to_string_pretty(&report(&env, secret_found, &events))
                 .expect("a trace always serialises");
             format!("{json}\n")
         }
@@ -228,10 +271,47 @@ fn chain(error: &dyn StdError) -> String {
     text
 }
 
-/// Whether the secret exists, read as metadata only so its data is never fetched.
-async fn secret_exists(client: &Client, secret: &SecretRef) -> kube::Result<bool> {
+/// The connection secret the status names, else the one the operator will write:
+/// `<name>-connection` in `writeConnectionSecretsToNamespace` or the environment's own.
+fn secret_coordinates(
+    env: &DeveloperEnvironment,
+    status: &DeveloperEnvironmentStatus,
+) -> SecretRef {
+    status
+        .connection_secret_ref
+        .clone()
+        .unwrap_or_else(|| SecretRef {
+            name: format!("{}-connection", env.name_any()),
+            namespace: env
+                .spec
+                .write_connection_secrets_to_namespace
+                .clone()
+                .or_else(|| env.namespace())
+                .unwrap_or_default(),
+        })
+}
+
+/// Whether the secret exists and is pave's for the environment `uid`, read as metadata
+/// only so its data is never fetched. pave's means what the operator accepts: its
+/// UID label, or an owner reference to the environment.
+async fn secret_found(client: &Client, secret: &SecretRef, uid: &str) -> kube::Result<SecretFound> {
     let secrets = Api::<Secret>::namespaced(client.clone(), &secret.namespace);
-    Ok(secrets.get_metadata_opt(&secret.name).await?.is_some())
+    Ok(match secrets.get_metadata_opt(&secret.name).await? {
+        None => SecretFound::Missing,
+        Some(found) => {
+            let labelled = found
+                .labels()
+                .get(ENVIRONMENT_UID_LABEL)
+                .map(String::as_str)
+                == Some(uid);
+            let owned = found.owner_references().iter().any(|o| o.uid == uid);
+            if labelled || owned {
+                SecretFound::Ours
+            } else {
+                SecretFound::Foreign
+            }
+        }
+    })
 }
 
 /// The most recent events about the environment. pave publishes events.k8s.io/v1
@@ -256,8 +336,8 @@ async fn events_about(client: &Client, env: &DeveloperEnvironment) -> kube::Resu
 }
 
 /// The last `limit` events about the object with `uid`, oldest first, with ages
-/// relative to `now`. Filters by uid itself as well, in case the server ignored the
-/// field selector.
+/// relative to `now`; the newest Warning is always one of them. Filters by uid itself
+/// as well, in case the server ignored the field selector.
 fn recent_events(events: Vec<Event>, uid: &str, now: Timestamp, limit: usize) -> Vec<EventLine> {
     let mut about: Vec<(Option<Timestamp>, Event)> = events
         .into_iter()
@@ -266,9 +346,22 @@ fn recent_events(events: Vec<Event>, uid: &str, now: Timestamp, limit: usize) ->
         .collect();
     about.sort_by_key(|(time, _)| *time);
     let skip = about.len().saturating_sub(limit);
+    let warning = about
+        .iter()
+        .rposition(|(_, e)| e.type_.as_deref() == Some("Warning"));
+    if let Some(warning) = warning
+        && warning < skip
+        && limit > 0
+    {
+        // Older than the rest, so it goes first; the oldest of the rest makes room.
+        let kept = about.remove(warning);
+        about.drain(..skip);
+        about.insert(0, kept);
+    } else {
+        about.drain(..skip);
+    }
     about
         .into_iter()
-        .skip(skip)
         .map(|(time, e)| EventLine {
             age: time.map_or_else(|| "?".to_owned(), |t| human_age(now, t)),
             time: time.map(|t| t.round(Unit::Second).unwrap_or(t).to_string()),
@@ -329,24 +422,29 @@ fn human_age(now: Timestamp, then: Timestamp) -> String {
 /// The tree, conditions and events, as printed by default.
 pub fn render(
     env: &DeveloperEnvironment,
-    secret_exists: Option<bool>,
+    secret: Option<SecretFound>,
     events: &[EventLine],
 ) -> String {
     let status = env.status.clone().unwrap_or_default();
     let mut out = String::new();
 
-    let ready = match conditions::find(&status.conditions, READY) {
+    let ready_condition = conditions::find(&status.conditions, READY);
+    let ready = match ready_condition {
         Some(c) if c.status == "True" => "Ready=True".to_owned(),
         Some(c) => format!("Ready={} ({})", c.status, reason_and_message(c)),
         None => "Ready=Unknown".to_owned(),
     };
+    // The heading shows Ready's message unless Ready is True; notes need not repeat it.
+    let shown = ready_condition
+        .filter(|c| c.status != "True")
+        .map(|c| c.message.as_str());
     let _ = writeln!(
         out,
         "DeveloperEnvironment {}   phase {}   {ready}",
         qualified_name(env),
         status.phase.map_or("-", phase_name)
     );
-    for note in notes(env, &status) {
+    for note in notes(env, &status, shown) {
         let _ = writeln!(out, "  {note}");
     }
 
@@ -354,7 +452,7 @@ pub fn render(
     if rows.is_empty() {
         rows.push(row("AWS", "(no cloud resources yet)", "", "", ""));
     }
-    rows.push(secret_row(env, &status, secret_exists));
+    rows.push(secret_row(env, &status, secret));
     rows.push(gitops_row(env, status.gitops.as_ref()));
     let last = rows.len() - 1;
     for (i, line) in table(&rows).into_iter().enumerate() {
@@ -424,9 +522,15 @@ pub fn render(
     out
 }
 
-/// The lines under the heading that explain the state: failures the operator will
-/// or will not retry, a status that lags the spec, a pending deletion.
-fn notes(env: &DeveloperEnvironment, status: &DeveloperEnvironmentStatus) -> Vec<String> {
+/// The lines under the heading that say what is wrong and what to do: a refusal, a
+/// failure the operator will or will not retry, another condition that is False, a
+/// status that lags the spec, a deletion and what holds it. A condition's message is
+/// left out where `shown` (what the heading already says) contains it.
+fn notes(
+    env: &DeveloperEnvironment,
+    status: &DeveloperEnvironmentStatus,
+    shown: Option<&str>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     if env.status.is_none() {
         notes.push(
@@ -434,29 +538,91 @@ fn notes(env: &DeveloperEnvironment, status: &DeveloperEnvironmentStatus) -> Vec
                 .to_owned(),
         );
     }
-    let ready_message = conditions::find(&status.conditions, READY).map(|c| c.message.as_str());
+    let find = |type_: &str| conditions::find(&status.conditions, type_);
+    let ready = find(READY).filter(|c| c.status != "True");
+    let terminal = find(TERMINAL).filter(|c| c.status == "True");
+    let recoverable = find(RECOVERABLE).filter(|c| c.status == "True");
     let detail = |c: &Condition| {
-        if c.message.is_empty() || Some(c.message.as_str()) == ready_message {
+        if c.message.is_empty() || shown.is_some_and(|shown| shown.contains(c.message.as_str())) {
             String::new()
         } else {
             format!(": {}", c.message)
         }
     };
-    if let Some(c) = conditions::find(&status.conditions, TERMINAL).filter(|c| c.status == "True") {
+    let deleting = env.metadata.deletion_timestamp.is_some();
+    let release = if env.annotations().get(ABANDON).map(String::as_str) == Some("true") {
+        format!(
+            "{ABANDON}=true is set, so the operator releases it at its next reconcile and leaves \
+             its cloud resources in place"
+        )
+    } else {
+        format!(
+            "to release it now and leave its cloud resources in place: kubectl annotate \
+             developerenvironment -n {} {} {ABANDON}=true",
+            env.namespace().unwrap_or_default(),
+            env.name_any()
+        )
+    };
+
+    if let Some(c) = ready
+        && let Some(until) = refused_until(&c.reason)
+    {
+        let what = if status.resources.is_empty() {
+            "nothing is provisioned"
+        } else {
+            "nothing more is provisioned (what exists stays)"
+        };
         notes.push(format!(
-            "✗ Terminal ({}){}; the spec must change: the operator does not retry until it does",
+            "✗ refused ({}){}; {what} until {until}",
             c.reason,
             detail(c)
         ));
     }
-    if let Some(c) =
-        conditions::find(&status.conditions, RECOVERABLE).filter(|c| c.status == "True")
-    {
-        notes.push(format!(
-            "↻ Recoverable ({}){}; the operator retries with backoff",
-            c.reason,
-            detail(c)
-        ));
+    if let Some(c) = terminal {
+        let (what, next) = if deleting {
+            (
+                "deletion blocked",
+                format!(
+                    "pave retries with backoff and releases it once the cause is fixed; {release}"
+                ),
+            )
+        } else if PERMISSION_CODES.contains(&c.reason.as_str()) {
+            (
+                "Terminal",
+                "a permission is missing: grant the operator's AWS identity the action the \
+                 message names; the operator retries when the environment next changes (any \
+                 edit, an annotation will do)"
+                    .to_owned(),
+            )
+        } else {
+            (
+                "Terminal",
+                "the spec must change: the operator does not retry until it does".to_owned(),
+            )
+        };
+        notes.push(format!("✗ {what} ({}){}; {next}", c.reason, detail(c)));
+    }
+    if let Some(c) = recoverable {
+        let next = if deleting {
+            format!("pave retries with backoff and releases it once this passes; {release}")
+        } else {
+            "the operator retries with backoff".to_owned()
+        };
+        notes.push(format!("↻ Recoverable ({}){}; {next}", c.reason, detail(c)));
+    }
+    // Any other condition that is False (Synced's DatabaseKept: a decision to make),
+    // unless it repeats what the lines above say (Synced's CloudError).
+    let said: Vec<&str> = [ready, terminal, recoverable]
+        .into_iter()
+        .flatten()
+        .map(|c| c.message.as_str())
+        .collect();
+    for c in status.conditions.iter().filter(|c| {
+        c.status == "False"
+            && ![READY, TERMINAL, RECOVERABLE].contains(&c.type_.as_str())
+            && !said.contains(&c.message.as_str())
+    }) {
+        notes.push(format!("! {}=False ({}){}", c.type_, c.reason, detail(c)));
     }
     if let (Some(observed), Some(generation)) =
         (status.observed_generation, env.metadata.generation)
@@ -468,18 +634,45 @@ fn notes(env: &DeveloperEnvironment, status: &DeveloperEnvironmentStatus) -> Vec
         ));
     }
     if let Some(deleted) = &env.metadata.deletion_timestamp {
+        let mut note = format!("deletion requested at {}", time(deleted));
         let finalizers = env.finalizers();
-        if finalizers.is_empty() {
-            notes.push(format!("deletion requested at {}", time(deleted)));
-        } else {
-            notes.push(format!(
-                "deletion requested at {}; waiting for {}",
-                time(deleted),
-                finalizers.join(", ")
-            ));
+        if !finalizers.is_empty() {
+            let _ = write!(note, "; waiting for {}", finalizers.join(", "));
         }
+        // What pave's finalizer waits for: what status still records in the cloud.
+        let left: Vec<String> = status
+            .resources
+            .iter()
+            .filter(|r| r.id.is_some() && r.state.as_deref() != Some("deleted"))
+            .map(|r| {
+                format!(
+                    "{} {} ({})",
+                    r.kind,
+                    r.name,
+                    r.state.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        if finalizers.iter().any(|f| f == FINALIZER) && !left.is_empty() {
+            let _ = write!(note, "; left in the cloud: {}", left.join(", "));
+        }
+        notes.push(note);
     }
     notes
+}
+
+/// For a Ready reason that is a refusal (`crates/pave-cloud/src/policy.rs` and the
+/// connection secret check), what has to happen before anything is provisioned.
+fn refused_until(reason: &str) -> Option<&'static str> {
+    match reason {
+        "PolicyViolation" => Some(
+            "the spec keeps within the operator's guardrails, or the platform team changes \
+             the configuration the message names",
+        ),
+        "Forbidden" => Some("what the message names is changed"),
+        "InvalidSpec" => Some("the spec is fixed"),
+        _ => None,
+    }
 }
 
 fn reason_and_message(c: &Condition) -> String {
@@ -494,6 +687,8 @@ fn condition_marker(c: &Condition) -> &'static str {
     match (c.type_.as_str(), c.status.as_str()) {
         (TERMINAL, "True") => "✗",
         (RECOVERABLE, "True") => "↻",
+        (READY | TERMINAL | RECOVERABLE, _) => " ",
+        (_, "False") => "!",
         _ => " ",
     }
 }
@@ -542,48 +737,34 @@ fn is_failure(r: &CloudResourceStatus) -> bool {
     failed_state || error_message
 }
 
+/// What the Secret row says of a Secret pave did not create for this environment.
+const FOREIGN_SECRET: &str =
+    "✗ pave did not create it for this environment, so it is never read or written";
+
 fn secret_row(
     env: &DeveloperEnvironment,
     status: &DeveloperEnvironmentStatus,
-    exists: Option<bool>,
+    found: Option<SecretFound>,
 ) -> [String; 5] {
-    match &status.connection_secret_ref {
-        Some(secret) => {
-            let state = match exists {
-                Some(true) => "exists",
-                Some(false) => "missing",
-                None => "unknown",
-            };
-            let message = if exists == Some(false) {
-                "✗ the status names it, but it does not exist"
-            } else {
-                ""
-            };
-            row(
-                "Secret",
-                &format!("{}/{}", secret.namespace, secret.name),
-                "-",
-                state,
-                message,
-            )
+    let secret = secret_coordinates(env, status);
+    let written = status.connection_secret_ref.is_some();
+    let (state, message) = match (found, written) {
+        (Some(SecretFound::Foreign), _) => ("in the way", FOREIGN_SECRET),
+        (Some(SecretFound::Ours), _) => ("exists", ""),
+        (Some(SecretFound::Missing), true) => {
+            ("missing", "✗ the status names it, but it does not exist")
         }
-        None => {
-            // The name it will have, so a reader knows what to look for.
-            let namespace = env
-                .spec
-                .write_connection_secrets_to_namespace
-                .clone()
-                .or_else(|| env.namespace())
-                .unwrap_or_default();
-            row(
-                "Secret",
-                &format!("{namespace}/{}-connection", env.name_any()),
-                "-",
-                "not written yet",
-                "",
-            )
-        }
-    }
+        (None, true) => ("unknown", ""),
+        // The name it will have, so a reader knows what to look for.
+        (Some(SecretFound::Missing) | None, false) => ("not written yet", ""),
+    };
+    row(
+        "Secret",
+        &format!("{}/{}", secret.namespace, secret.name),
+        "-",
+        state,
+        message,
+    )
 }
 
 fn gitops_row(env: &DeveloperEnvironment, gitops: Option<&GitOpsStatus>) -> [String; 5] {
@@ -680,13 +861,15 @@ pub struct ResourceReport {
     pub failed: bool,
 }
 
-/// The connection secret in the JSON trace. `exists` is null when the status names
-/// no secret yet (the name is then the one it will have) or it could not be read.
+/// The connection secret in the JSON trace: the one the status names, else the name
+/// it will have. `exists` is null when it could not be read.
 #[derive(Debug, Serialize)]
 pub struct SecretReport {
     pub name: String,
     pub namespace: String,
     pub exists: Option<bool>,
+    /// A Secret of that name exists that pave did not create for this environment.
+    pub foreign: bool,
     /// Whether the environment's status names the secret yet.
     pub written: bool,
 }
@@ -694,28 +877,17 @@ pub struct SecretReport {
 /// The data behind `-o json`.
 pub fn report(
     env: &DeveloperEnvironment,
-    secret_exists: Option<bool>,
+    secret_found: Option<SecretFound>,
     events: &[EventLine],
 ) -> Report {
     let status = env.status.clone().unwrap_or_default();
-    let secret = match &status.connection_secret_ref {
-        Some(secret) => SecretReport {
-            name: secret.name.clone(),
-            namespace: secret.namespace.clone(),
-            exists: secret_exists,
-            written: true,
-        },
-        None => SecretReport {
-            name: format!("{}-connection", env.name_any()),
-            namespace: env
-                .spec
-                .write_connection_secrets_to_namespace
-                .clone()
-                .or_else(|| env.namespace())
-                .unwrap_or_default(),
-            exists: None,
-            written: false,
-        },
+    let coordinates = secret_coordinates(env, &status);
+    let secret = SecretReport {
+        name: coordinates.name,
+        namespace: coordinates.namespace,
+        exists: secret_found.map(|found| found != SecretFound::Missing),
+        foreign: secret_found == Some(SecretFound::Foreign),
+        written: status.connection_secret_ref.is_some(),
     };
     Report {
         environment: qualified_name(env),
@@ -725,7 +897,8 @@ pub fn report(
         observed_generation: status.observed_generation,
         deletion_timestamp: env.metadata.deletion_timestamp.clone(),
         phase: status.phase,
-        notes: notes(env, &status),
+        // Nothing is shown beside the notes: each carries its message.
+        notes: notes(env, &status, None),
         resources: status
             .resources
             .iter()
@@ -924,7 +1097,7 @@ mod tests {
 
     #[test]
     fn ready_environment_is_a_quiet_tree() {
-        let text = render(&ready_env(), Some(true), &[]);
+        let text = render(&ready_env(), Some(SecretFound::Ours), &[]);
         let first = text.lines().next().unwrap();
         assert_eq!(
             first,
@@ -968,7 +1141,7 @@ mod tests {
             "InvalidParameterCombination on DBInstance",
             120,
         )];
-        let text = render(&failed_db_env(), Some(true), &events);
+        let text = render(&failed_db_env(), Some(SecretFound::Ours), &events);
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
@@ -1021,7 +1194,7 @@ mod tests {
 
     #[test]
     fn deleting_environment_shows_progress_not_failures() {
-        let text = render(&deleting_env(), Some(false), &[]);
+        let text = render(&deleting_env(), Some(SecretFound::Missing), &[]);
         assert!(text.starts_with("DeveloperEnvironment team-payments/feature-payment-v2-env   phase Deleting   Ready=False (Deleting: waiting for 2 cloud resources to be deleted)\n"), "{text}");
         assert!(
             text.contains(
@@ -1090,7 +1263,8 @@ mod tests {
     #[test]
     fn json_has_the_same_facts() {
         let events = [event("ReconcileFailed", "boom", 30)];
-        let json = serde_json::to_value(report(&failed_db_env(), Some(true), &events)).unwrap();
+        let json = serde_json::to_value(report(&failed_db_env(), Some(SecretFound::Ours), &events))
+            .unwrap();
         assert_eq!(json["environment"], "team-payments/feature-payment-v2-env");
         assert_eq!(json["phase"], "Failed");
         assert_eq!(json["conditions"][1]["type"], "Terminal");
@@ -1105,6 +1279,7 @@ mod tests {
                 "name": "feature-payment-v2-env-connection",
                 "namespace": "team-payments",
                 "exists": true,
+                "foreign": false,
                 "written": true,
             })
         );
@@ -1112,6 +1287,154 @@ mod tests {
         assert_eq!(json["events"][0]["type"], "Warning");
         assert_eq!(json["events"][0]["age"], "30s");
         assert!(json["notes"][0].as_str().unwrap().contains("Terminal"));
+    }
+
+    #[test]
+    fn deletion_lists_what_is_left_and_how_to_release_it() {
+        let text = render(&deleting_env(), Some(SecretFound::Ours), &[]);
+        assert!(
+            text.contains(
+                "; waiting for platform.pave.dev/cloud-resources; left in the cloud: VPC \
+                 pave-1a2b3c4d-vpc (available), Subnet pave-1a2b3c4d-subnet-a (deleting), \
+                 DBSubnetGroup pave-1a2b3c4d-dbsubnets (deleting)\n"
+            ),
+            "{text}"
+        );
+
+        // A deletion step that keeps failing: retried, and the way out is given.
+        let mut env = deleting_env();
+        env.status.as_mut().unwrap().conditions = vec![
+            condition(
+                READY,
+                Status::False,
+                "Deleting",
+                "DeleteSubnet on pave-1a2b3c4d-subnet-a: DependencyViolation: in use (will \
+                 retry). pave keeps this environment ...",
+            ),
+            condition(
+                RECOVERABLE,
+                Status::True,
+                "Deleting",
+                "DeleteSubnet on pave-1a2b3c4d-subnet-a: DependencyViolation: in use (will retry)",
+            ),
+        ];
+        let text = render(&env, Some(SecretFound::Ours), &[]);
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "  ↻ Recoverable (Deleting); pave retries with backoff and releases it once this \
+             passes; to release it now and leave its cloud resources in place: kubectl \
+             annotate developerenvironment -n team-payments feature-payment-v2-env \
+             platform.pave.dev/abandon-cloud-resources=true"
+        );
+        // Once annotated, trace says so instead of suggesting it again.
+        env.metadata.annotations = Some(
+            [(ABANDON.to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let text = render(&env, Some(SecretFound::Ours), &[]);
+        assert!(
+            text.lines().nth(1).unwrap().ends_with(
+                "; platform.pave.dev/abandon-cloud-resources=true is set, so the operator \
+                 releases it at its next reconcile and leaves its cloud resources in place"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refusals_and_other_false_conditions_are_notes() {
+        // A spec change refused after resources exist: they stay.
+        let mut env = ready_env();
+        let status = env.status.as_mut().unwrap();
+        status.phase = Some(Phase::Ready);
+        status.conditions = vec![
+            condition(
+                READY,
+                Status::False,
+                "InvalidSpec",
+                "spec.ttl: not a duration",
+            ),
+            condition(
+                SYNCED,
+                Status::False,
+                "DatabaseKept",
+                "kept: set dbSize again",
+            ),
+        ];
+        let text = render(&env, Some(SecretFound::Ours), &[]);
+        let notes: Vec<&str> = text.lines().skip(1).take(2).collect();
+        assert_eq!(
+            notes,
+            [
+                "  ✗ refused (InvalidSpec); nothing more is provisioned (what exists stays) \
+                 until the spec is fixed",
+                "  ! Synced=False (DatabaseKept): kept: set dbSize again",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("  !  Synced  False  DatabaseKept  kept: set dbSize again"),
+            "{text}"
+        );
+        let json = serde_json::to_value(report(&env, Some(SecretFound::Ours), &[])).unwrap();
+        assert_eq!(
+            json["notes"][0],
+            "✗ refused (InvalidSpec): spec.ttl: not a duration; nothing more is provisioned \
+             (what exists stays) until the spec is fixed"
+        );
+    }
+
+    #[test]
+    fn a_foreign_secret_is_in_the_way() {
+        let mut env = ready_env();
+        env.status.as_mut().unwrap().connection_secret_ref = None;
+        let text = render(&env, Some(SecretFound::Foreign), &[]);
+        let secret = text.lines().find(|l| l.starts_with("├─ Secret ")).unwrap();
+        assert!(
+            secret.contains(" team-payments/feature-payment-v2-env-connection ")
+                && secret.ends_with(&format!("  in the way      {FOREIGN_SECRET}")),
+            "{text}"
+        );
+        let json = serde_json::to_value(report(&env, Some(SecretFound::Foreign), &[])).unwrap();
+        assert_eq!(json["secret"]["exists"], true);
+        assert_eq!(json["secret"]["foreign"], true);
+        assert_eq!(json["secret"]["written"], false);
+    }
+
+    #[test]
+    fn the_newest_warning_stays_among_the_recent_events() {
+        let make = |name: &str, type_: &str, seconds: i64| Event {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            regarding: Some(ObjectReference {
+                uid: Some("me".into()),
+                ..Default::default()
+            }),
+            event_time: Some(MicroTime(at(seconds))),
+            reason: Some(name.into()),
+            type_: Some(type_.into()),
+            ..Default::default()
+        };
+        let events = vec![
+            make("OldWarning", "Warning", 10),
+            make("Blocked", "Warning", 20),
+            make("Drift1", "Normal", 30),
+            make("Drift2", "Normal", 40),
+            make("Drift3", "Normal", 50),
+        ];
+        let reasons = |limit| -> Vec<String> {
+            recent_events(events.clone(), "me", at(100), limit)
+                .into_iter()
+                .map(|l| l.reason)
+                .collect()
+        };
+        assert_eq!(reasons(2), ["Blocked", "Drift3"]);
+        assert_eq!(reasons(4), ["Blocked", "Drift1", "Drift2", "Drift3"]);
+        assert_eq!(reasons(5).len(), 5);
+        assert!(reasons(0).is_empty());
     }
 
     #[test]
