@@ -14,6 +14,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::grammar::{DB_CLASS_PATTERN, DURATION_PATTERN, NAMESPACE_PATTERN, REGION_PATTERN};
 
+/// The finalizer pave-operator holds an environment with until its cloud resources are
+/// handled by its deletion policy.
+pub const FINALIZER: &str = "platform.pave.dev/cloud-resources";
+
+/// The annotation an administrator sets to release an environment whose deletion
+/// cannot finish, leaving its cloud resources in place, marked orphaned.
+pub const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
+
+/// The label on every connection Secret pave creates: the environment's UID. A Secret
+/// without it is not pave's to read or write.
+pub const ENVIRONMENT_UID_LABEL: &str = "platform.pave.dev/environment-uid";
+
+/// The annotation a namespace sets to accept connection secrets from others.
+pub const ACCEPT_SECRETS: &str = "platform.pave.dev/accept-connection-secrets-from";
+
 /// A developer environment: a VPC, two subnets, security groups, an RDS database and
 /// EC2 instances in one AWS region, with a connection secret, and optionally an Argo CD
 /// Application that deploys into it.

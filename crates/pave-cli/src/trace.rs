@@ -56,17 +56,7 @@ use serde::Serialize;
 /// How many of the most recent events are shown.
 const RECENT_EVENTS: usize = 5;
 
-/// The finalizer pave-operator holds an environment with until its cloud resources are
-/// handled (`crates/pave-operator/src/environment/mod.rs`).
-const FINALIZER: &str = "platform.pave.dev/cloud-resources";
-
-/// The annotation that releases an environment whose deletion cannot finish, leaving
-/// its cloud resources in place (`crates/pave-operator/src/environment/teardown.rs`).
-const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
-
-/// The label on the connection secrets pave creates: the environment's UID
-/// (`crates/pave-operator/src/environment/secret.rs`).
-const ENVIRONMENT_UID_LABEL: &str = "platform.pave.dev/environment-uid";
+use pave_api::environment::{ABANDON, ENVIRONMENT_UID_LABEL, FINALIZER};
 
 /// AWS error codes that mean the operator's AWS identity lacks a permission.
 const PERMISSION_CODES: &[&str] = &[

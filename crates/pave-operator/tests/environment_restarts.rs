@@ -19,7 +19,9 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::devenv::{cloud, condition, environment, get_environment, uid_of, wait_phase};
+use common::devenv::{
+    cloud, condition, environment, events_about, get_environment, uid_of, wait_phase,
+};
 use common::{Operator, eventually, kubectl_apply};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
@@ -86,6 +88,10 @@ fn waits_for_a_block(env: &TestEnv, ns: &str, name: &str) {
         "a full pool frees up as environments go: {}",
         obj["status"]
     );
+    eventually(Duration::from_secs(10), "a CidrPoolExhausted Event", || {
+        let reasons = events_about(env, ns, name, "type=Warning", "reason");
+        reasons.contains("CidrPoolExhausted").then_some(())
+    });
 }
 
 fn delete(env: &TestEnv, ns: &str, name: &str) {

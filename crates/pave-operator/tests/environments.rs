@@ -290,6 +290,12 @@ fn a_region_outside_the_guardrails_is_refused_and_nothing_is_created() {
         message.contains("sa-east-1") && message.contains("allowedRegions"),
         "{message}"
     );
+    // The refusal is an Event too.
+    let notes = eventually(Duration::from_secs(10), "a PolicyViolation Event", || {
+        let notes = events_about(env, ns, "far-away", "reason=PolicyViolation", "note");
+        (!notes.is_empty()).then_some(notes)
+    });
+    assert!(notes.contains("allowedRegions"), "{notes}");
     let uid = env
         .run_kubectl(&[
             "get",

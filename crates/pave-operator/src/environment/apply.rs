@@ -51,6 +51,8 @@ pub(super) async fn apply(
             .map(|r| r.message.clone())
             .collect::<Vec<_>>()
             .join("; ");
+        // Once per generation: a refusal waits for a change.
+        ctx.warning(env, reason, message.clone()).await;
         progress.condition(READY, Status::False, reason, message);
         if progress.status.resources.is_empty() {
             progress.status.phase = Some(Phase::Failed);

@@ -79,11 +79,7 @@ use crate::error::Error;
 
 pub const NAME: &str = "pave-environments";
 
-/// The finalizer that keeps an environment until its cloud resources are handled.
-pub const FINALIZER: &str = "platform.pave.dev/cloud-resources";
-
-/// The annotation a namespace sets to accept connection secrets from others.
-pub const ACCEPT_SECRETS: &str = "platform.pave.dev/accept-connection-secrets-from";
+pub use pave_api::environment::{ABANDON, ACCEPT_SECRETS, FINALIZER};
 
 /// How many environments are reconciled at once.
 const CONCURRENCY: u16 = 16;

@@ -91,7 +91,15 @@ impl<'a> Progress<'a> {
     }
 
     /// Records a cloud failure: Terminal waits for a new generation, Recoverable retries.
+    ///
+    /// Each failure is also a Warning Event (reason: the cloud's error code), so it is
+    /// seen in `kubectl describe` and `kubectl pave trace` after the condition moved
+    /// on; a Recoverable one repeats with its retries, which the API server folds into
+    /// one Event series.
     pub(super) async fn failed(&mut self, error: CloudError) -> Result<Action, Error> {
+        self.ctx
+            .warning(self.env, error.code(), error.to_string())
+            .await;
         self.condition(SYNCED, Status::False, "CloudError", error.to_string());
         self.condition(
             READY,

@@ -24,7 +24,7 @@ pub(super) struct ConnectionSecret {
 /// The label that says which environment (by UID) a connection secret belongs to.
 /// pave reads and writes only Secrets that carry it (or, for secrets made before the
 /// label existed, an owner reference to the environment).
-pub(super) const ENVIRONMENT_UID_LABEL: &str = "platform.pave.dev/environment-uid";
+pub(super) use pave_api::environment::ENVIRONMENT_UID_LABEL;
 
 /// What became of the connection secret.
 pub(super) enum SecretOutcome {

@@ -13,15 +13,10 @@ use pave_cloud::{CloudError, Observed, ResourceKind};
 use tracing::{info, warn};
 
 use super::secret::{delete_connection_secret_elsewhere, keep_connection_secret};
-use super::{Cloud, Progress, uid_of};
+use super::{ABANDON, Cloud, Progress, uid_of};
 use crate::controller::{self, Context};
 use crate::error::Error;
 use kube::ResourceExt;
-
-/// The annotation an administrator sets to release an environment whose deletion
-/// cannot finish (a permission missing, deletion protection on): the object goes, and
-/// its cloud resources are left in place, marked so the sweeper keeps them.
-pub const ABANDON: &str = "platform.pave.dev/abandon-cloud-resources";
 
 /// Deletion under the finalizer. The object is released only once its deletion
 /// policy is fully carried out (resources gone, or marked orphaned and their secret
