@@ -410,11 +410,6 @@ impl Aws {
                         };
                         let name = group.db_subnet_group_name().unwrap_or_default();
                         let mut tags = vpc.tags.clone();
-                        // Whether the group itself carries the orphan mark is not known
-                        // from here; inheriting the VPC's would make a crash mid-marking
-                        // look finished. Reported unmarked, it is (re)tagged, which is
-                        // idempotent.
-                        tags.remove(tags::ORPHANED);
                         tags.insert(tags::NAME.to_owned(), name.to_owned());
                         tags.insert(tags::AWS_NAME.to_owned(), name.to_owned());
                         found.push(observe_subnet_group(group, tags));

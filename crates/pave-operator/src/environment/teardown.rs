@@ -122,7 +122,12 @@ async fn mark_orphaned(cloud: &Cloud, region: &str, uid: &str) -> Result<usize, 
     let orphan = BTreeMap::from([(tags::ORPHANED.to_owned(), "true".to_owned())]);
     let mine = owned_by(&inventory, uid);
     for (kind, observed) in &mine {
-        if observed.tags.get(tags::ORPHANED).map(String::as_str) != Some("true") {
+        // A DB subnet group's tags in the inventory are its VPC's (its describe has
+        // none), so its mark cannot be read there: after a crash that had marked the
+        // VPC it would look marked. It is always tagged; tagging is idempotent.
+        let known_marked = *kind != ResourceKind::DbSubnetGroup
+            && observed.tags.get(tags::ORPHANED).map(String::as_str) == Some("true");
+        if !known_marked {
             aws.tag(*kind, observed, &orphan).await?;
         }
     }
