@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         crd_dir: crds,
         state_dir,
         keep_state_dir: keep,
+        ..Options::default()
     })?;
     println!(
         "pave test bed is up ({:.1}s)\n  kubeconfig:   {}\n  aws endpoint: {}\n  logs:         {}\n  \

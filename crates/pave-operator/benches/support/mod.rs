@@ -47,8 +47,15 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// A fresh test bed (control plane and moto) with this checkout's CRDs installed.
 pub fn start_test_bed() -> TestEnv {
+    start_test_bed_with(false)
+}
+
+/// As [`start_test_bed`], with moto's EC2 tag look-ups indexed or not
+/// (`pave_testenv::Options::moto_tag_index`).
+pub fn start_test_bed_with(moto_tag_index: bool) -> TestEnv {
     TestEnv::start(pave_testenv::Options {
         crd_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds").into()),
+        moto_tag_index,
         ..Default::default()
     })
     .expect("start the test bed")

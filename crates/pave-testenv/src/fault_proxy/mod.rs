@@ -194,6 +194,12 @@ pub struct Seen {
     /// ([`FaultProxy::set_slow_states`]) instead of moto's, or, for a call the proxy
     /// refused as AWS would in such a state, the record and state that refused it.
     pub reported: Vec<Reported>,
+    /// How long moto took to answer: from forwarding the request to the last byte of
+    /// its answer; for a request the client gave up on first, until it did (moto was
+    /// still working: a lower bound). `None` when it was not forwarded. Faults' delays
+    /// are not in it, so it says where moto's own time goes (benchmarks report it per
+    /// action).
+    pub moto_time: Option<Duration>,
 }
 
 impl Seen {
@@ -389,11 +395,16 @@ impl std::error::Error for Dropped {}
 struct Record<'a> {
     state: &'a State,
     seen: Option<Seen>,
+    /// When the request went to moto.
+    sent: Option<Instant>,
 }
 
 impl Record<'_> {
     fn flush(&mut self) {
-        if let Some(seen) = self.seen.take() {
+        if let Some(mut seen) = self.seen.take() {
+            if seen.moto_time.is_none() {
+                seen.moto_time = self.sent.map(|sent| sent.elapsed());
+            }
             self.state.seen.lock().expect("not poisoned").push(seen);
         }
     }
@@ -428,7 +439,9 @@ async fn handle(
             params: params.clone(),
             items: None,
             reported: Vec::new(),
+            moto_time: None,
         }),
+        sent: None,
     };
     let answer = match fault {
         Some(Fault::Throttle) => Ok(aws_error(
@@ -551,6 +564,8 @@ async fn forward(
         .parse()
         .map_err(|_| Dropped)?;
     *upstream.headers_mut() = headers;
+    let sent = Instant::now();
+    record.sent = Some(sent);
     let response = match state.upstream.request(upstream).await {
         Ok(response) => response,
         Err(e) => return Ok(bad_gateway(&state.target, &e)),
@@ -564,6 +579,9 @@ async fn forward(
         Ok(body) => body.to_bytes(),
         Err(e) => return Ok(bad_gateway(&state.target, &e)),
     };
+    if let Some(seen) = &mut record.seen {
+        seen.moto_time = Some(sent.elapsed());
+    }
     let mut headers = end_to_end(&head.headers);
     let mut status = head.status;
     let (rewritten, reported) =
