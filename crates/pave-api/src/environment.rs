@@ -344,4 +344,16 @@ pub struct GitOpsStatus {
     /// The Git revision last synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The namespace the Application deploys into, which pave created for this
+    /// environment and deletes with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_namespace: Option<String>,
+    /// The phase of Argo CD's last sync operation (`Running`, `Succeeded`, `Failed`,
+    /// `Error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_phase: Option<String>,
+    /// What Argo CD last said: an error condition of the Application (a project that
+    /// does not exist, a repository it cannot read), else the last operation's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -765,12 +765,19 @@ fn gitops_row(env: &DeveloperEnvironment, gitops: Option<&GitOpsStatus>) -> [Str
                 (Some(one), None) | (None, Some(one)) => one.clone(),
                 (None, None) => "-".to_owned(),
             };
+            // What Argo CD last said that is not good news: an error condition, or a
+            // sync operation that did not succeed.
+            let message = match (&g.message, &g.operation_phase) {
+                (Some(message), _) => message.clone(),
+                (None, Some(phase)) if phase != "Succeeded" => format!("sync {phase}"),
+                _ => String::new(),
+            };
             row(
                 "Argo CD",
                 g.application.as_deref().unwrap_or("(unnamed application)"),
                 g.revision.as_deref().unwrap_or("-"),
                 &state,
-                "",
+                &message,
             )
         }
         (None, Some(_)) => row("Argo CD", "(application not created yet)", "", "", ""),
@@ -1009,6 +1016,7 @@ mod tests {
                 sync: Some("Synced".into()),
                 health: Some("Healthy".into()),
                 revision: Some("4f2a9c1".into()),
+                ..GitOpsStatus::default()
             }),
             expires_at: Some(Time(at(1_700_259_200))),
             last_drift_check: None,

@@ -118,22 +118,83 @@ pub struct Profile {
     pub count: u32,
 }
 
-/// Restrictions on environments' Argo CD Applications.
+/// Restrictions on environments' Argo CD Applications: which Argo CD project and
+/// which repositories an environment in a given namespace may use. Closed by default:
+/// each namespace may use only the project named after it, and no repository until the
+/// platform team allows one, so a tenant cannot deploy from an arbitrary repository
+/// through pave.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct GitOpsConfig {
-    /// Argo CD project for environments that name none. Default `default`, the project
-    /// every Argo CD installation has.
-    pub default_project: String,
-    /// Projects environments may name. Empty (the default) allows any.
-    pub allowed_projects: Vec<String>,
-    /// Repository URLs environments may deploy from, as prefixes. Empty (the default)
-    /// allows any. A prefix matches whole path segments: `https://github.com/my-org`
-    /// allows `https://github.com/my-org/envs` but not `https://github.com/my-org-evil/x`.
-    pub allowed_repo_prefixes: Vec<String>,
     /// Namespace the Application objects are created in (Argo CD's own). Default
     /// `argocd`.
     pub namespace: String,
+    /// Argo CD project for environments that name none. Empty (the default): the
+    /// project named after the environment's namespace.
+    pub default_project: String,
+    /// Whether every namespace may use the Argo CD project named after it (the usual
+    /// one-project-per-team layout). Default `true`. Never the project `default`,
+    /// Argo CD's unrestricted one: that must be listed to be used.
+    pub project_per_namespace: bool,
+    /// Projects environments in any namespace may name.
+    pub allowed_projects: Vec<String>,
+    /// Repository URLs environments in any namespace may deploy from, as prefixes.
+    /// Empty (the default): none. A prefix matches whole path segments:
+    /// `https://github.com/my-org` allows `https://github.com/my-org/envs` but not
+    /// `https://github.com/my-org-evil/x`.
+    pub allowed_repo_prefixes: Vec<String>,
+    /// More projects and repositories for the environments of one namespace, by
+    /// namespace name.
+    pub namespaces: BTreeMap<String, GitOpsTenant>,
+}
+
+/// What environments in one namespace may use besides [`GitOpsConfig`]'s lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct GitOpsTenant {
+    /// Projects this namespace's environments may name.
+    pub allowed_projects: Vec<String>,
+    /// Repository URL prefixes this namespace's environments may deploy from.
+    pub allowed_repo_prefixes: Vec<String>,
+}
+
+impl GitOpsConfig {
+    /// The project of an environment in `namespace` that names none.
+    pub fn default_project_for<'a>(&'a self, namespace: &'a str) -> &'a str {
+        if self.default_project.is_empty() {
+            namespace
+        } else {
+            &self.default_project
+        }
+    }
+
+    /// The projects environments in `namespace` may use.
+    pub fn projects_for<'a>(&'a self, namespace: &'a str) -> Vec<&'a str> {
+        let own = (self.project_per_namespace && namespace != "default").then_some(namespace);
+        let tenant = self.namespaces.get(namespace);
+        own.into_iter()
+            .chain(self.allowed_projects.iter().map(String::as_str))
+            .chain(
+                tenant
+                    .into_iter()
+                    .flat_map(|t| t.allowed_projects.iter().map(String::as_str)),
+            )
+            .collect()
+    }
+
+    /// The repository prefixes environments in `namespace` may deploy from.
+    pub fn repo_prefixes_for(&self, namespace: &str) -> Vec<&str> {
+        let tenant = self.namespaces.get(namespace);
+        self.allowed_repo_prefixes
+            .iter()
+            .chain(
+                tenant
+                    .into_iter()
+                    .flat_map(|t| t.allowed_repo_prefixes.iter()),
+            )
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 impl Default for OperatorConfig {
@@ -181,10 +242,12 @@ impl Default for OperatorConfig {
 impl Default for GitOpsConfig {
     fn default() -> Self {
         GitOpsConfig {
-            default_project: "default".to_owned(),
+            namespace: "argocd".to_owned(),
+            default_project: String::new(),
+            project_per_namespace: true,
             allowed_projects: Vec::new(),
             allowed_repo_prefixes: Vec::new(),
-            namespace: "argocd".to_owned(),
+            namespaces: BTreeMap::new(),
         }
     }
 }
@@ -305,19 +368,13 @@ impl OperatorConfig {
             ));
         }
         let gitops = &self.gitops;
-        if gitops.default_project.is_empty() {
-            return Err(invalid(
-                "gitops.defaultProject",
-                "must name an Argo CD project".to_owned(),
-            ));
-        }
-        if !gitops.allowed_projects.is_empty()
+        if !gitops.default_project.is_empty()
             && !gitops.allowed_projects.contains(&gitops.default_project)
         {
             return Err(invalid(
                 "gitops.defaultProject",
                 format!(
-                    "{:?} is not in gitops.allowedProjects, so every environment without a project would be refused",
+                    "{:?} is not in gitops.allowedProjects, so every environment without a project would be refused; add it there, or leave defaultProject empty for the project named after each namespace",
                     gitops.default_project
                 ),
             ));
@@ -571,7 +628,13 @@ mod tests {
         assert_eq!(c.resync_interval, Duration::from_secs(600));
         assert_eq!(c.sweep_interval, Duration::from_secs(300));
         assert_eq!(c.sweep_grace_period, Duration::from_secs(300));
-        assert_eq!(c.gitops.default_project, "default");
+        assert_eq!(
+            c.gitops.default_project_for("team-payments"),
+            "team-payments"
+        );
+        assert_eq!(c.gitops.projects_for("team-payments"), ["team-payments"]);
+        assert!(c.gitops.projects_for("default").is_empty());
+        assert!(c.gitops.repo_prefixes_for("team-payments").is_empty());
         assert_eq!(c.gitops.namespace, "argocd");
         assert_eq!(c.db_username, "pave");
         assert_eq!(c.availability_zone_suffixes, ["a", "b"]);
@@ -638,7 +701,10 @@ mod tests {
         );
         let err = OperatorConfig::from_yaml("dbUsername: 1admin\n").unwrap_err();
         assert!(err.to_string().contains("dbUsername"), "{err}");
-        let err = OperatorConfig::from_yaml("gitops: {allowedProjects: [payments]}\n").unwrap_err();
+        let err = OperatorConfig::from_yaml(
+            "gitops: {allowedProjects: [payments], defaultProject: shared}\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("gitops.defaultProject"), "{err}");
         let err = OperatorConfig::from_yaml("defaultAmi: ubuntu\n").unwrap_err();
         assert!(err.to_string().contains("defaultAmi"), "{err}");

@@ -101,7 +101,7 @@ impl EnvironmentRequest {
         self.gitops.as_ref().map(|g| {
             g.project
                 .as_deref()
-                .unwrap_or(&config.gitops.default_project)
+                .unwrap_or_else(|| config.gitops.default_project_for(&self.namespace))
         })
     }
 
@@ -272,31 +272,37 @@ pub fn check(
         }
     }
     if let Some(gitops) = &request.gitops {
+        let namespace = &request.namespace;
         let project = request.gitops_project(config).unwrap_or_default();
-        if !config.gitops.allowed_projects.is_empty()
-            && !config.gitops.allowed_projects.iter().any(|p| p == project)
-        {
+        let projects = config.gitops.projects_for(namespace);
+        if !projects.contains(&project) {
+            let allowed = if projects.is_empty() {
+                "none is allowed in this namespace".to_owned()
+            } else {
+                format!("use one of {}", projects.join(", "))
+            };
             refuse(
                 RefusalReason::Forbidden,
                 format!(
-                    "Argo CD project {project:?} is not allowed; use one of {} or ask the platform team to add it to gitops.allowedProjects in the operator configuration",
-                    config.gitops.allowed_projects.join(", ")
+                    "Argo CD project {project:?} is not allowed for namespace {namespace}: {allowed}, or ask the platform team to add it to gitops.allowedProjects (or gitops.namespaces.{namespace}.allowedProjects) in the operator configuration"
                 ),
             );
         }
-        if !config.gitops.allowed_repo_prefixes.is_empty()
-            && !config
-                .gitops
-                .allowed_repo_prefixes
-                .iter()
-                .any(|prefix| repo_matches(&gitops.repo_url, prefix))
+        let prefixes = config.gitops.repo_prefixes_for(namespace);
+        if !prefixes
+            .iter()
+            .any(|prefix| repo_matches(&gitops.repo_url, prefix))
         {
+            let allowed = if prefixes.is_empty() {
+                "no repository is allowed for this namespace yet".to_owned()
+            } else {
+                format!("use a repository under {}", prefixes.join(", "))
+            };
             refuse(
                 RefusalReason::Forbidden,
                 format!(
-                    "repository {} is not allowed; use a repository under {} or ask the platform team to add it to gitops.allowedRepoPrefixes in the operator configuration",
-                    gitops.repo_url,
-                    config.gitops.allowed_repo_prefixes.join(", ")
+                    "repository {} is not allowed for namespace {namespace}: {allowed}; ask the platform team to add its prefix to gitops.allowedRepoPrefixes (or gitops.namespaces.{namespace}.allowedRepoPrefixes) in the operator configuration",
+                    gitops.repo_url
                 ),
             );
         }
@@ -394,8 +400,14 @@ mod tests {
         }
     }
 
-    /// What the default configuration refuses of `request`, alone in its namespace.
+    /// What the default configuration, with the article's project and repository
+    /// allowed, refuses of `request`, alone in its namespace.
     fn with_defaults(request: &EnvironmentRequest) -> Vec<Refusal> {
+        check(request, &articles_gitops(), &PolicyContext::default())
+    }
+
+    /// What the default configuration itself refuses of `request`.
+    fn with_closed_gitops(request: &EnvironmentRequest) -> Vec<Refusal> {
         check(
             request,
             &OperatorConfig::default(),
@@ -409,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn the_articles_environment_passes_the_default_configuration() {
+    fn the_articles_environment_passes_once_its_repository_is_allowed() {
         let refusals = with_defaults(&article_request());
         assert!(refusals.is_empty(), "{refusals:#?}");
     }
@@ -418,7 +430,7 @@ mod tests {
     fn a_region_outside_the_allowed_list_is_a_policy_violation() {
         let config = OperatorConfig {
             allowed_regions: vec!["eu-west-1".into(), "us-east-1".into()],
-            ..OperatorConfig::default()
+            ..articles_gitops()
         };
         let r = only(check(
             &article_request(),
@@ -473,7 +485,7 @@ mod tests {
         assert!(with_defaults(&exactly).is_empty());
         let unlimited = OperatorConfig {
             max_ttl: None,
-            ..OperatorConfig::default()
+            ..articles_gitops()
         };
         assert!(check(&request, &unlimited, &PolicyContext::default()).is_empty());
     }
@@ -491,7 +503,7 @@ mod tests {
 
     #[test]
     fn too_many_environments_in_a_namespace_is_a_policy_violation() {
-        let config = OperatorConfig::default();
+        let config = articles_gitops();
         let ctx = |n| PolicyContext {
             other_environments_in_namespace: n,
             ..PolicyContext::default()
@@ -516,7 +528,7 @@ mod tests {
             connection_secret_namespace: Some("shared-secrets".into()),
             ..article_request()
         };
-        let config = OperatorConfig::default();
+        let config = articles_gitops();
         for annotation in [None, Some("team-orders"), Some("team-payments-2, x")] {
             let ctx = PolicyContext {
                 secret_namespace_accepts: annotation.map(String::from),
@@ -545,37 +557,107 @@ mod tests {
         assert!(check(&own, &config, &PolicyContext::default()).is_empty());
     }
 
+    /// A configuration that allows the article's environment its project and repository.
+    fn articles_gitops() -> OperatorConfig {
+        OperatorConfig::from_yaml(
+            "gitops: {namespaces: {team-payments: {allowedProjects: [payments-team], allowedRepoPrefixes: ['https://github.com/my-org/environments']}}}",
+        )
+        .unwrap()
+    }
+
     #[test]
-    fn gitops_projects_are_limited_by_configuration() {
+    fn by_default_gitops_allows_only_the_namespaces_own_project_and_no_repository() {
+        let refusals = with_closed_gitops(&article_request());
+        assert_eq!(refusals.len(), 2, "{refusals:#?}");
+        assert!(
+            refusals
+                .iter()
+                .all(|r| r.reason == RefusalReason::Forbidden)
+        );
+        mentions(
+            &refusals[0],
+            &[
+                "\"payments-team\"",
+                "namespace team-payments",
+                "use one of team-payments",
+                "gitops.namespaces.team-payments.allowedProjects",
+            ],
+        );
+        mentions(
+            &refusals[1],
+            &[
+                "https://github.com/my-org/environments",
+                "no repository is allowed",
+                "gitops.allowedRepoPrefixes",
+            ],
+        );
+        // No project in the spec means the one named after the namespace.
+        let mut request = article_request();
+        request.gitops.as_mut().unwrap().project = None;
+        assert_eq!(
+            request.gitops_project(&OperatorConfig::default()),
+            Some("team-payments")
+        );
+        let refusals = with_closed_gitops(&request);
+        assert_eq!(refusals.len(), 1, "{refusals:#?}");
+        mentions(&refusals[0], &["repository"]);
+    }
+
+    #[test]
+    fn argo_cds_default_project_is_never_a_namespaces_own() {
+        let mut request = article_request();
+        request.namespace = "default".into();
+        request.connection_secret_namespace = None;
+        request.gitops.as_mut().unwrap().project = None;
         let config = OperatorConfig::from_yaml(
-            "gitops: {allowedProjects: [default, orders-team], defaultProject: default}",
+            "gitops: {allowedRepoPrefixes: ['https://github.com/my-org']}",
         )
         .unwrap();
-        let r = only(check(
-            &article_request(),
-            &config,
-            &PolicyContext::default(),
-        ));
+        let r = only(check(&request, &config, &PolicyContext::default()));
+        mentions(&r, &["\"default\"", "none is allowed in this namespace"]);
+    }
+
+    #[test]
+    fn gitops_projects_are_limited_by_configuration() {
+        assert!(
+            check(
+                &article_request(),
+                &articles_gitops(),
+                &PolicyContext::default()
+            )
+            .is_empty()
+        );
+        // What one namespace is allowed is not another's.
+        let mut request = article_request();
+        request.namespace = "team-orders".into();
+        request.connection_secret_namespace = None;
+        let refusals = check(&request, &articles_gitops(), &PolicyContext::default());
+        assert_eq!(refusals.len(), 2, "{refusals:#?}");
+        // Lists for every namespace.
+        let config = OperatorConfig::from_yaml(
+            "gitops: {allowedProjects: [shared, payments-team], defaultProject: shared, allowedRepoPrefixes: ['https://github.com/my-org']}",
+        )
+        .unwrap();
+        assert!(check(&request, &config, &PolicyContext::default()).is_empty());
+        request.gitops.as_mut().unwrap().project = Some("orders-admin".into());
+        let r = only(check(&request, &config, &PolicyContext::default()));
         assert_eq!(r.reason, RefusalReason::Forbidden);
         mentions(
             &r,
             &[
-                "\"payments-team\"",
-                "default, orders-team",
+                "\"orders-admin\"",
+                "team-orders, shared, payments-team",
                 "gitops.allowedProjects",
             ],
         );
-
-        // No project in the spec means the configured default, which is allowed.
-        let mut request = article_request();
         request.gitops.as_mut().unwrap().project = None;
-        assert!(check(&request, &config, &PolicyContext::default()).is_empty());
+        assert_eq!(request.gitops_project(&config), Some("shared"));
     }
 
     #[test]
     fn gitops_repositories_are_limited_by_configuration() {
         let config = OperatorConfig::from_yaml(
-            "gitops: {allowedRepoPrefixes: ['https://github.com/my-org', 'git@github.com:my-org/']}",
+            "gitops: {allowedProjects: [payments-team], allowedRepoPrefixes: ['https://github.com/my-org', 'git@github.com:my-org/']}",
         )
         .unwrap();
         assert!(check(&article_request(), &config, &PolicyContext::default()).is_empty());
@@ -616,7 +698,7 @@ mod tests {
 
     #[test]
     fn the_destination_namespace_must_be_new_or_this_environments() {
-        let config = OperatorConfig::default();
+        let config = articles_gitops();
         for state in [NamespaceState::Absent, NamespaceState::OwnedByThis] {
             let ctx = PolicyContext {
                 destination_namespace: state,
@@ -665,7 +747,7 @@ mod tests {
     fn every_refusal_is_reported_at_once() {
         let config = OperatorConfig {
             allowed_regions: vec!["eu-west-1".into()],
-            ..OperatorConfig::default()
+            ..articles_gitops()
         };
         let request = EnvironmentRequest {
             db_size: Some("db.x2g.large".into()),
@@ -698,7 +780,7 @@ mod tests {
 
     #[test]
     fn without_a_ttl_an_environment_gets_the_maximum() {
-        let config = OperatorConfig::default();
+        let config = articles_gitops();
         let week = std::time::Duration::from_secs(168 * 3600);
         assert_eq!(effective_ttl(None, &config), Some(week));
         assert_eq!(
@@ -707,7 +789,7 @@ mod tests {
         );
         let unlimited = OperatorConfig {
             max_ttl: None,
-            ..OperatorConfig::default()
+            ..articles_gitops()
         };
         assert_eq!(effective_ttl(None, &unlimited), None);
     }

@@ -7,15 +7,21 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use pave_api::DeveloperEnvironment;
-use pave_api::conditions::{self, READY, RECOVERABLE, SYNCED, Status, TERMINAL};
+use pave_api::conditions::{
+    self, GITOPS_HEALTHY, GITOPS_SYNCED, READY, RECOVERABLE, SYNCED, Status, TERMINAL,
+};
+use pave_api::environment::ENVIRONMENT_UID_LABEL;
 use pave_api::environment::{Phase, SecretRef};
 use pave_cloud::policy::{self, RefusalReason};
 use pave_cloud::{Observed, ResourceKind};
 use tracing::{info, warn};
 
+use super::gitops::{self, APPLICATION_NOT_READY};
 use super::secret::SecretOutcome;
 use super::teardown::{Beyond, remove_unplanned};
 use super::{
@@ -58,6 +64,15 @@ pub(super) async fn apply(
             progress.status.phase = Some(Phase::Failed);
         }
         progress.save().await?;
+        // A Forbidden refusal may end without a spec change (the namespace in the way
+        // deleted, consent given on it): looked at again now and then. Guardrails
+        // change only with the spec or the operator's configuration.
+        if refusals
+            .iter()
+            .any(|r| r.reason == RefusalReason::Forbidden)
+        {
+            return Ok(Action::requeue(FOREIGN_SECRET_RECHECK));
+        }
         return Ok(Action::await_change());
     }
 
@@ -103,17 +118,19 @@ pub(super) async fn apply(
         .lock()
         .expect("not poisoned")
         .remove(&request.uid);
-    // Ready means the Ready condition says so for this generation, not only the phase:
-    // a spec change whose new instance is still pending, or a retry after a
-    // Recoverable error, must be followed through, not taken for rest.
-    let ready = progress.written.phase == Some(Phase::Ready)
-        && conditions::find(&progress.written.conditions, READY).is_some_and(|c| {
-            c.status == "True" && c.observed_generation == env.metadata.generation
-        });
-    if ready && !spec_changed && !drifted {
+    // The cloud is at rest when the Ready condition says so for this generation: True,
+    // or False only because the Argo CD Application is not Synced and Healthy (set
+    // only once every cloud resource is ready). Not the phase alone: a spec change
+    // whose new instance is still pending, or a retry after a Recoverable error, must
+    // be followed through, not taken for rest.
+    let settled = conditions::find(&progress.written.conditions, READY).is_some_and(|c| {
+        c.observed_generation == env.metadata.generation
+            && (c.status == "True" || c.reason == APPLICATION_NOT_READY)
+    });
+    if settled && !spec_changed && !drifted {
         cloud.track(&request.region);
-        progress.save().await?;
-        return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
+        // Only the Application may have moved: mirror it, touch no cloud.
+        return finish(&mut progress, cloud, requeue, false).await;
     }
     // Otherwise look at the cloud for every resource, except those status already
     // records as ready while provisioning goes on: they were created moments ago.
@@ -322,19 +339,19 @@ pub(super) async fn apply(
         );
         progress.condition(SYNCED, Status::False, "DatabaseKept", message);
     }
-    if pending.is_empty() {
-        progress.status.phase = Some(Phase::Ready);
-        progress.condition(
-            READY,
-            Status::True,
-            "Available",
-            format!("{} cloud resources available", plan.resources.len()),
-        );
-    } else {
-        progress.condition(READY, Status::False, "Provisioning", pending.join("; "));
-    }
-    progress.save().await?;
     if !pending.is_empty() {
+        if env.spec.gitops.is_some() && progress.status.gitops.is_none() {
+            for type_ in [GITOPS_SYNCED, GITOPS_HEALTHY] {
+                progress.condition(
+                    type_,
+                    Status::Unknown,
+                    "WaitingForCloud",
+                    "the Argo CD Application is created once every cloud resource is ready",
+                );
+            }
+        }
+        progress.condition(READY, Status::False, "Provisioning", pending.join("; "));
+        progress.save().await?;
         // Looked at again with a backoff that restarts whenever the set of pending
         // resources changes (controller::error_policy): a database that takes ten
         // minutes costs a few dozen describes, not two hundred.
@@ -344,7 +361,208 @@ pub(super) async fn apply(
             pending.join("; ")
         )));
     }
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    finish(&mut progress, cloud, requeue, true).await
+}
+
+/// Every cloud resource is ready: the Argo CD Application (created, mirrored, or
+/// removed when the spec no longer asks for one), then Ready, then status.
+/// `cloud_ran`: this reconcile looked at the cloud (so the connection secret may have
+/// changed, and its copy in the destination namespace is refreshed).
+async fn finish(
+    progress: &mut Progress<'_>,
+    cloud: &Cloud,
+    requeue: Option<Duration>,
+    cloud_ran: bool,
+) -> Result<Action, Error> {
+    let env = progress.env;
+    let available = format!(
+        "{} cloud resources available",
+        progress.status.resources.len()
+    );
+    let outcome = match gitops_step(progress, cloud, cloud_ran).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // The cloud stays at rest: the retry redoes only this step.
+            let message = error.to_string();
+            progress.condition(READY, Status::False, APPLICATION_NOT_READY, message.clone());
+            progress.condition(RECOVERABLE, Status::True, "ArgoCD", message.clone());
+            progress.save().await?;
+            progress.ctx.warning(env, "ArgoCD", message).await;
+            return Err(error);
+        }
+    };
+    progress.clear(RECOVERABLE);
+    let mut action = requeue.map_or_else(Action::await_change, Action::requeue);
+    match outcome {
+        GitOps::Off => {
+            progress.status.phase = Some(Phase::Ready);
+            progress.condition(READY, Status::True, "Available", available);
+        }
+        GitOps::Ready(line) => {
+            progress.status.phase = Some(Phase::Ready);
+            progress.condition(
+                READY,
+                Status::True,
+                "Available",
+                format!("{available}; {line}"),
+            );
+        }
+        // Argo CD's own pace: the watch on Applications brings the next change.
+        GitOps::NotReady(line) => {
+            progress.condition(
+                READY,
+                Status::False,
+                APPLICATION_NOT_READY,
+                format!("{available}; {line}"),
+            );
+        }
+        // A namespace being deleted has no watch here: looked at again soon.
+        GitOps::Removing(line) => {
+            progress.condition(
+                READY,
+                Status::False,
+                APPLICATION_NOT_READY,
+                format!("{available}; {line}"),
+            );
+            action = Action::requeue(PENDING_POLL);
+        }
+    }
+    progress.save().await?;
+    Ok(action)
+}
+
+/// Where the environment's Argo CD Application stands after [`gitops_step`].
+enum GitOps {
+    /// The spec asks for none, and none is left.
+    Off,
+    /// Synced and Healthy; the line says at which revision.
+    Ready(String),
+    /// Not (yet) Synced and Healthy, or in the way; the line says why.
+    NotReady(String),
+    /// An Application no longer wanted (or moved) is still being removed.
+    Removing(String),
+}
+
+/// Brings the Application in line with `spec.gitops` and mirrors Argo CD's view of it
+/// into status.
+async fn gitops_step(
+    progress: &mut Progress<'_>,
+    cloud: &Cloud,
+    cloud_ran: bool,
+) -> Result<GitOps, Error> {
+    let env = progress.env;
+    let ctx = progress.ctx;
+    let config = &cloud.config;
+    let namespace = env.namespace().unwrap_or_default();
+    let name = gitops::application_name(&namespace, &env.name_any());
+    let shown = format!("{}/{name}", config.gitops.namespace);
+    let live = cloud.applications.get(
+        &ObjectRef::new_with(&name, gitops::application_resource())
+            .within(&config.gitops.namespace),
+    );
+    let uid = super::uid_of(env);
+    let ours = |app: &DynamicObject| app.labels().get(ENVIRONMENT_UID_LABEL) == Some(&uid);
+    let wanted = env.spec.gitops.as_ref();
+    let destination = wanted.map(|g| gitops::destination_of(env, g));
+    let recorded = progress
+        .status
+        .gitops
+        .as_ref()
+        .and_then(|g| g.destination_namespace.clone());
+
+    // An Application the spec no longer asks for, or one whose destination moved, is
+    // removed (with what it deployed and the namespace pave made) before anything new.
+    let moved = wanted.is_some() && recorded.is_some() && recorded != destination;
+    let unwanted =
+        wanted.is_none() && (progress.status.gitops.is_some() || live.as_deref().is_some_and(ours));
+    if moved || unwanted {
+        match gitops::remove(env, ctx, config, recorded.as_deref(), true).await? {
+            gitops::Removal::Waiting(line) => return Ok(GitOps::Removing(line)),
+            gitops::Removal::Done => {
+                info!(environment = %controller::describe(env), application = %shown, "Argo CD Application removed");
+                progress.status.gitops = None;
+                progress.clear(GITOPS_SYNCED);
+                progress.clear(GITOPS_HEALTHY);
+            }
+        }
+    }
+    let (Some(gitops_spec), Some(destination)) = (wanted, destination) else {
+        return Ok(GitOps::Off);
+    };
+    let live = match live {
+        Some(app) if !ours(&app) => {
+            let line = if app.metadata.deletion_timestamp.is_some() {
+                format!("an earlier Application {shown} is still being deleted")
+            } else {
+                format!(
+                    "Application {shown} exists and was not created by pave for this environment, so pave leaves it alone: delete it, or give this environment another name"
+                )
+            };
+            return Ok(GitOps::NotReady(line));
+        }
+        other => other,
+    };
+    if cloud_ran || live.is_none() {
+        gitops::prepare_destination(env, ctx, &destination).await?;
+    }
+    let desired = gitops::desired_application(env, gitops_spec, config);
+    let object = gitops::apply_application(ctx, config, &desired, live.as_deref()).await?;
+    if live.is_none() {
+        info!(environment = %controller::describe(env), application = %shown, "Argo CD Application applied");
+    }
+    let mirror = gitops::mirror(&shown, &destination, &object);
+    let reason = |value: &Option<String>| value.clone().unwrap_or_else(|| "Pending".to_owned());
+    let argo = mirror.summary();
+    if mirror.synced {
+        let at = mirror.status.revision.as_deref().unwrap_or("?");
+        progress.condition(
+            GITOPS_SYNCED,
+            Status::True,
+            "Synced",
+            format!("Application {shown} is synced to revision {at}"),
+        );
+    } else {
+        let status = if mirror.reported() {
+            Status::False
+        } else {
+            Status::Unknown
+        };
+        progress.condition(
+            GITOPS_SYNCED,
+            status,
+            &reason(&mirror.status.sync),
+            argo.clone(),
+        );
+    }
+    if mirror.healthy {
+        progress.condition(
+            GITOPS_HEALTHY,
+            Status::True,
+            "Healthy",
+            format!("Application {shown} is healthy"),
+        );
+    } else {
+        let status = if mirror.reported() {
+            Status::False
+        } else {
+            Status::Unknown
+        };
+        progress.condition(
+            GITOPS_HEALTHY,
+            status,
+            &reason(&mirror.status.health),
+            argo.clone(),
+        );
+    }
+    progress.status.gitops = Some(mirror.status.clone());
+    if mirror.synced && mirror.healthy {
+        let at = mirror.status.revision.as_deref().unwrap_or("?");
+        Ok(GitOps::Ready(format!(
+            "Application {shown} is Synced and Healthy at revision {at}"
+        )))
+    } else {
+        Ok(GitOps::NotReady(argo))
+    }
 }
 
 /// Whether a resource in this cloud state is usable.

@@ -34,6 +34,8 @@ pub struct Cloud {
     /// looks at the cloud again instead of trusting status.
     pub(super) drifted: std::sync::Mutex<BTreeSet<String>>,
     pub(super) store: Store<DeserializeGuard<DeveloperEnvironment>>,
+    /// pave's Argo CD Applications, as the watch last saw them.
+    pub(super) applications: Store<kube::api::DynamicObject>,
     /// What the sweeper remembers between rounds (see `sweeper::Memory`).
     pub(super) sweep: std::sync::Mutex<HashMap<String, super::sweeper::Memory>>,
     /// For the sweeper's authoritative read of which environments exist.

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::Api;
 use pave_api::DeveloperEnvironment;
-use pave_cloud::policy::{self, PolicyContext};
+use pave_cloud::policy::{self, NamespaceState, PolicyContext};
 
 use super::{ACCEPT_SECRETS, Cloud, uid_of};
 use crate::controller::Context;
@@ -72,11 +72,22 @@ pub(super) async fn policy_context(
         }
         _ => None,
     };
+    let destination_namespace = match &env.spec.gitops {
+        None => NamespaceState::Absent,
+        Some(gitops) => {
+            let destination = super::gitops::destination_of(env, gitops);
+            match super::gitops::namespace_owner(ctx, &destination).await? {
+                None => NamespaceState::Absent,
+                Some(Some(uid)) if uid == uid_of(env) => NamespaceState::OwnedByThis,
+                Some(Some(_)) => NamespaceState::OwnedByOther,
+                Some(None) => NamespaceState::Unowned,
+            }
+        }
+    };
     Ok(PolicyContext {
         other_environments_in_namespace: others as u32,
         secret_namespace_accepts: accepts,
-        // Argo CD applications arrive with the GitOps issue; nothing is deployed yet.
-        destination_namespace: policy::NamespaceState::Absent,
+        destination_namespace,
     })
 }
 

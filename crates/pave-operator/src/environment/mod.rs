@@ -35,6 +35,8 @@
 //! - `secret`: the connection secret (password before the database, endpoint after);
 //! - `apply`: provisioning, the pipeline itself; `progress`: the status it builds;
 //! - `teardown`: deletion under the finalizer; `sweeper`: what no environment owns;
+//! - `gitops`: the Argo CD Application, created once the cloud is ready and removed
+//!   before it is torn down;
 //! - `drift`: the per-resync comparison of the cloud with each plan;
 //! - `cloud`: AWS clients and the shared per-region inventory.
 
@@ -42,6 +44,7 @@ mod addresses;
 mod apply;
 mod cloud;
 mod drift;
+pub mod gitops;
 mod guardrails;
 mod progress;
 mod secret;
@@ -61,10 +64,11 @@ use teardown::{Teardown, cleanup, owned_by, teardown};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -104,6 +108,29 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
     .default_backoff()
     .reflect(writer)
     .touched_objects();
+    // Argo CD's Applications of pave's environments, watched (not polled): a change
+    // of sync or health reconciles the environment, which mirrors it from this store.
+    // Without Argo CD's CRD the watch retries with backoff and the store stays empty.
+    let application = gitops::application_resource();
+    let application_writer = reflector::store::Writer::<DynamicObject>::new(application.clone());
+    let applications = application_writer.as_reader();
+    let application_changes =
+        watcher(
+            Api::<DynamicObject>::namespaced_with(
+                shared.client.clone(),
+                &config.gitops.namespace,
+                &application,
+            ),
+            watcher::Config::default().labels(pave_api::environment::ENVIRONMENT_UID_LABEL),
+        )
+        .default_backoff()
+        .reflect(application_writer)
+        .touched_objects()
+        .filter_map(|touched| {
+            std::future::ready(touched.ok().and_then(|app| {
+                gitops::environment_of::<DeserializeGuard<DeveloperEnvironment>>(&app)
+            }))
+        });
     let cloud = Arc::new(Cloud {
         config,
         cluster_id,
@@ -115,6 +142,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
         sweep_now: Notify::new(),
         drifted: std::sync::Mutex::default(),
         store: reader.clone(),
+        applications,
         sweep: std::sync::Mutex::default(),
         kube: shared.client.clone(),
     });
@@ -123,6 +151,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
     // Bounded, so a burst of new environments does not flood the cloud's API.
     let controller = Controller::for_stream(environments, reader)
         .reconcile_on(drifted)
+        .reconcile_on(application_changes)
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let reconcile = {
         let cloud = cloud.clone();

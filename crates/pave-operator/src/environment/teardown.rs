@@ -13,7 +13,7 @@ use pave_cloud::{CloudError, Observed, ResourceKind};
 use tracing::{info, warn};
 
 use super::secret::{delete_connection_secret_elsewhere, keep_connection_secret};
-use super::{ABANDON, Cloud, Progress, uid_of};
+use super::{ABANDON, Cloud, Progress, gitops, uid_of};
 use crate::controller::{self, Context};
 use crate::error::Error;
 use kube::ResourceExt;
@@ -35,6 +35,36 @@ pub(super) async fn cleanup(
     if env.annotations().get(ABANDON).map(String::as_str) == Some("true") {
         return abandon(env, ctx, cloud).await;
     }
+    // The Argo CD Application goes first, with what it deployed, and is awaited: the
+    // application must not outlive the database it reads.
+    let mut progress = Progress::new(env, ctx);
+    progress.status.phase = Some(Phase::Deleting);
+    let gitops_status = env.status.as_ref().and_then(|s| s.gitops.as_ref());
+    if env.spec.gitops.is_some() || gitops_status.is_some() {
+        let destination = gitops_status
+            .and_then(|g| g.destination_namespace.clone())
+            .or_else(|| {
+                env.spec
+                    .gitops
+                    .as_ref()
+                    .map(|g| gitops::destination_of(env, g))
+            });
+        let cascade = env.spec.deletion_policy != DeletionPolicy::Orphan;
+        match gitops::remove(env, ctx, &cloud.config, destination.as_deref(), cascade).await {
+            Ok(gitops::Removal::Done) => {}
+            Ok(gitops::Removal::Waiting(line)) => {
+                progress.clear(TERMINAL);
+                progress.clear(RECOVERABLE);
+                progress.condition(READY, Status::False, "Deleting", line.clone());
+                progress.save().await?;
+                return Err(Error::Pending(format!(
+                    "{}: {line}",
+                    controller::describe(env)
+                )));
+            }
+            Err(error) => return blocked(&mut progress, ctx, error.to_string(), false).await,
+        }
+    }
     // A region the guardrails refuse, and no cloud id ever recorded: apply refuses
     // before creating anything, so nothing can exist there. Asking a region that may
     // not even exist would hold the object forever; a broken spec never blocks
@@ -47,8 +77,6 @@ pub(super) async fn cleanup(
         info!(environment = %controller::describe(env), %region, "nothing was created (region refused); releasing");
         return Ok(Action::await_change());
     }
-    let mut progress = Progress::new(env, ctx);
-    progress.status.phase = Some(Phase::Deleting);
     if env.spec.deletion_policy == DeletionPolicy::Orphan {
         if let Err(error) = mark_orphaned(cloud, &region, &uid).await {
             return blocked(&mut progress, ctx, error.to_string(), error.is_terminal()).await;
@@ -192,8 +220,17 @@ async fn abandon(
     if let Err(error) = keep_connection_secret(env, ctx).await {
         warn!(environment = %controller::describe(env), %error, "cannot keep the connection secret of an abandoned environment");
     }
+    // Abandoning is the way out when something (Argo CD among them) does not answer,
+    // so the Application is not waited for either: it is left as it is, and said so.
+    let application = env
+        .status
+        .as_ref()
+        .and_then(|s| s.gitops.as_ref())
+        .and_then(|g| g.application.as_ref())
+        .map(|app| format!("; Argo CD Application {app} left in place"))
+        .unwrap_or_default();
     let note = format!(
-        "released on request ({ABANDON}); left in the cloud, {marked}: {}",
+        "released on request ({ABANDON}); left in the cloud, {marked}: {}{application}",
         if left.is_empty() {
             "nothing".to_owned()
         } else {
