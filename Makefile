@@ -53,7 +53,7 @@ bench: testbed
 	cargo bench -q -p pave-score --bench engine
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
-	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster
+	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd
 
 demo: testbed
 	@bash $(SCRIPTS)/demo.sh

@@ -15,6 +15,26 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Where `cargo test --workspace` (what `make test` runs) put the workspace's binaries:
+/// the `debug/` next to the running test's `deps/`. Panics, saying how to build them,
+/// when one of `names` is not there.
+pub fn workspace_binaries(names: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/debug/deps")
+        .to_owned();
+    for bin in names {
+        assert!(
+            dir.join(bin).is_file(),
+            "{bin} is not in {}: run this test through `make test` or after `cargo build --workspace`",
+            dir.display()
+        );
+    }
+    dir
+}
+
 /// Runs the real kubectl with `args`, feeding `stdin` to it, and returns what it did.
 pub fn kubectl(env: &TestEnv, args: &[&str], stdin: &str) -> Output {
     env.kubectl_with_input(args, stdin.as_bytes())

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
-use pave_tests::repo_root;
+use pave_tests::{repo_root, workspace_binaries};
 use serde_json::Value;
 
 const SECTION: &str = "## Things to try while `make demo` runs";
@@ -540,25 +540,6 @@ fn copy_lines(from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     });
 }
 
-/// Where `cargo test --workspace` (what `make test` runs) put the workspace's binaries:
-/// the `debug/` next to this test's `deps/`.
-fn workspace_binaries() -> PathBuf {
-    let exe = env::current_exe().expect("the test knows its own path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/debug/deps")
-        .to_owned();
-    for bin in ["pave-testenv", "pave-operator", "kubectl-pave"] {
-        assert!(
-            dir.join(bin).is_file(),
-            "{bin} is not in {}: run this test through `make test` or after `cargo build --workspace`",
-            dir.display()
-        );
-    }
-    dir
-}
-
 // ---- the test ----
 
 #[test]
@@ -571,7 +552,11 @@ fn every_command_the_readme_shows_does_what_it_says() {
         panic!("README.md's \"Things to try\" and tests/readme.rs disagree:\n{e}");
     }
 
-    let mut demo = Demo::start(&workspace_binaries());
+    let mut demo = Demo::start(&workspace_binaries(&[
+        "pave-testenv",
+        "pave-operator",
+        "kubectl-pave",
+    ]));
     let closing = demo.wait_until_running();
     let setup = demo_checks(&closing, &shown).unwrap_or_else(|e| panic!("{e}"));
 
