@@ -101,38 +101,59 @@ pub fn install_crds(env: &TestEnv) -> Result<(), Error> {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     env.run_kubectl(&args)?;
-    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
-    let crds: Vec<String> = CRD_NAMES.iter().map(|n| format!("crd/{n}")).collect();
-    wait.extend(crds.iter().map(String::as_str));
-    env.run_kubectl(&wait)?;
-    // Established alone does not mean clients can use them yet (envtest's rule, as in
-    // TestEnv::start): wait until discovery lists both.
+    // Polled here rather than with `kubectl wait`, which fails at once on a CRD so new
+    // that it has no conditions yet. Established alone does not mean clients can use
+    // them (envtest's rule, as in TestEnv::start): discovery must list both too.
     let started = Instant::now();
     loop {
-        let listed = env
-            .run_kubectl(&["get", "--raw", "/apis/argoproj.io/v1alpha1"])
-            .ok()
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-            .and_then(|d| d["resources"].as_array().cloned())
-            .is_some_and(|rs| {
-                ["applications", "appprojects"]
-                    .iter()
-                    .all(|plural| rs.iter().any(|r| r["name"] == *plural))
-            });
-        if listed {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
+        let problem = match crds_ready(env) {
+            Ok(()) => break,
+            Err(problem) => problem,
+        };
+        if started.elapsed() > Duration::from_secs(60) {
             return Err(Error::Kubectl {
-                args: "get --raw /apis/argoproj.io/v1alpha1".into(),
-                stderr: "applications and appprojects were Established but not served within 30s"
-                    .into(),
+                args: args.join(" "),
+                stderr: format!("the CRDs were applied but not usable within 60s: {problem}"),
             });
         }
         thread::sleep(Duration::from_millis(200));
     }
     // kubectl cached discovery while applying, before the types were served.
     let _ = fs::remove_dir_all(env.state_dir().join("kubectl-cache"));
+    Ok(())
+}
+
+/// `Ok` once both CRDs are Established and served; otherwise what is still missing.
+fn crds_ready(env: &TestEnv) -> Result<(), String> {
+    for name in CRD_NAMES {
+        let crd: serde_json::Value = env
+            .run_kubectl(&["get", "crd", name, "-o", "json"])
+            .map_err(|e| e.to_string())
+            .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()))?;
+        let established = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        if !established {
+            return Err(format!("{name} is not Established yet"));
+        }
+    }
+    let discovery: serde_json::Value = env
+        .run_kubectl(&["get", "--raw", "/apis/argoproj.io/v1alpha1"])
+        .map_err(|e| e.to_string())
+        .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()))?;
+    let served = discovery["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for plural in ["applications", "appprojects"] {
+        if !served.iter().any(|r| r["name"] == plural) {
+            return Err(format!(
+                "{plural} is not yet served at /apis/argoproj.io/v1alpha1"
+            ));
+        }
+    }
     Ok(())
 }
 
