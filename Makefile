@@ -29,10 +29,11 @@ help:
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards and environments on a real control plane"
 
-# Builds the control plane from upstream Go modules (cached by version) and prints its
-# bin directory; installs moto into its own virtualenv.
+# Builds the control plane and Argo CD from upstream Go modules (cached by version);
+# installs moto into its own virtualenv and Redis (for Argo CD) from the distribution.
 testbed:
 	@bash $(SCRIPTS)/build-testbed.sh all >/dev/null
+	@bash $(SCRIPTS)/build-argocd.sh all >/dev/null
 	@bash $(SCRIPTS)/install-moto.sh >/dev/null
 
 crds:
@@ -44,6 +45,8 @@ lint:
 
 test: testbed lint
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
+	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
+	PAVE_ARGOCD_CRDS="$$(bash $(SCRIPTS)/build-argocd.sh crds)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
 	cargo test --workspace --no-fail-fast
 

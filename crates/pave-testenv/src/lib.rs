@@ -10,6 +10,7 @@
 //! assert!(status.success());
 //! ```
 
+pub mod argocd;
 pub mod fault_proxy;
 mod pki;
 mod process;
