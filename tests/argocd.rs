@@ -62,7 +62,10 @@ fn bed() -> &'static Bed {
         let argo = ArgoCd::start(env, ArgoOptions::default()).expect("start Argo CD");
         // pave's health checks go in the way the README tells a platform team.
         let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
-        assert!(readme.contains(INSTALL_HEALTH_CHECKS), "the README no longer shows: {INSTALL_HEALTH_CHECKS}");
+        assert!(
+            readme.contains(INSTALL_HEALTH_CHECKS),
+            "the README no longer shows: {INSTALL_HEALTH_CHECKS}"
+        );
         let path = format!(
             "{}:{}:{}",
             bin.display(),
@@ -80,10 +83,25 @@ fn bed() -> &'static Bed {
             "{INSTALL_HEALTH_CHECKS}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let cm = get(env, &["get", "configmap", "argocd-cm", "-n", "argocd", "-o", "json"]).unwrap();
+        let cm = get(
+            env,
+            &[
+                "get",
+                "configmap",
+                "argocd-cm",
+                "-n",
+                "argocd",
+                "-o",
+                "json",
+            ],
+        )
+        .unwrap();
         for kind in ["DeveloperEnvironment", "Component", "Scorecard"] {
             let key = format!("resource.customizations.health.platform.pave.dev_{kind}");
-            assert!(cm["data"].get(&key).is_some(), "{key} not in argocd-cm: {cm}");
+            assert!(
+                cm["data"].get(&key).is_some(),
+                "{key} not in argocd-cm: {cm}"
+            );
         }
         let proxy = FaultProxy::start(&env.moto_endpoint()).expect("start the fault proxy");
         let operator = Operator::start(env, &bin, &proxy.endpoint());
@@ -185,7 +203,7 @@ fn copy_examples(repo: &GitRepo, edit: impl Fn(&str) -> String) {
         if path.extension().is_some_and(|e| e == "yaml") {
             let name = path.file_name().unwrap().to_str().unwrap();
             let text = edit(&fs::read_to_string(&path).unwrap());
-            repo.write(&format!("examples/{name}"), &text).unwrap();
+            repo.write(format!("examples/{name}"), &text).unwrap();
         }
     }
 }

@@ -27,7 +27,15 @@ fn manifest(i: usize) -> String {
 
 fn phase(env: &pave_testenv::TestEnv, i: usize) -> Option<String> {
     let out = env
-        .run_kubectl(&["get", "devenv", &format!("bench-{i}"), "-n", "gitops-bench", "-o", "json"])
+        .run_kubectl(&[
+            "get",
+            "devenv",
+            &format!("bench-{i}"),
+            "-n",
+            "gitops-bench",
+            "-o",
+            "json",
+        ])
         .ok()?;
     let obj: Value = serde_json::from_str(&out).ok()?;
     obj["status"]["phase"].as_str().map(str::to_owned)
@@ -48,10 +56,12 @@ fn main() {
     let config = env.state_dir().join("operator-config.yaml");
     std::fs::write(&config, CONFIG).unwrap();
     let _operator = support::Operator::start_with(&env, Some(&config), &env.moto_endpoint());
-    env.run_kubectl(&["create", "namespace", "gitops-bench"]).unwrap();
+    env.run_kubectl(&["create", "namespace", "gitops-bench"])
+        .unwrap();
 
     let repo = GitRepo::init(env.state_dir().join("environments-repo")).unwrap();
-    repo.write("environments/README", "environments, one manifest each\n").unwrap();
+    repo.write("environments/README", "environments, one manifest each\n")
+        .unwrap();
     repo.commit("empty").unwrap();
     let application = json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
@@ -65,19 +75,29 @@ fn main() {
         },
     });
     let out = env.kubectl_with_input(&["apply", "-f", "-"], application.to_string().as_bytes());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut times = Vec::new();
     for i in 0..rounds {
-        repo.write(format!("environments/bench-{i}.yaml"), &manifest(i)).unwrap();
+        repo.write(format!("environments/bench-{i}.yaml"), &manifest(i))
+            .unwrap();
         let committed = Instant::now();
         repo.commit(&format!("environment bench-{i}")).unwrap();
         argo.refresh("environments").unwrap();
-        wait(&format!("bench-{i} Ready"), Duration::from_secs(120), || {
-            phase(&env, i).as_deref() == Some("Ready")
-        });
+        wait(
+            &format!("bench-{i} Ready"),
+            Duration::from_secs(120),
+            || phase(&env, i).as_deref() == Some("Ready"),
+        );
         let took = committed.elapsed();
-        println!("gitops: round {i}: commit → Ready {:.2} s", took.as_secs_f64());
+        println!(
+            "gitops: round {i}: commit → Ready {:.2} s",
+            took.as_secs_f64()
+        );
         times.push(took);
     }
     times.sort();
@@ -95,11 +115,23 @@ fn main() {
     }
     repo.commit("no environments").unwrap();
     argo.refresh("environments").unwrap();
-    wait("every environment deleted", Duration::from_secs(180), || {
-        (0..rounds).all(|i| phase(&env, i).is_none()
-            && env
-                .run_kubectl(&["get", "devenv", &format!("bench-{i}"), "-n", "gitops-bench"])
-                .is_err())
-    });
+    wait(
+        "every environment deleted",
+        Duration::from_secs(180),
+        || {
+            (0..rounds).all(|i| {
+                phase(&env, i).is_none()
+                    && env
+                        .run_kubectl(&[
+                            "get",
+                            "devenv",
+                            &format!("bench-{i}"),
+                            "-n",
+                            "gitops-bench",
+                        ])
+                        .is_err()
+            })
+        },
+    );
     println!("gitops: every environment deleted after its manifest left Git");
 }

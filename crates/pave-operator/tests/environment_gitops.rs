@@ -95,7 +95,18 @@ fn synced_and_healthy(revision: &str) -> Value {
     json!({
         "sync": {"status": "Synced", "revision": revision},
         "health": {"status": "Healthy"},
-        "operationState": {"phase": "Succeeded", "message": "successfully synced (all tasks run)"},
+        "operationState": operation(revision, "successfully synced (all tasks run)"),
+    })
+}
+
+/// A finished sync operation, as the CRD requires it to be written.
+fn operation(revision: &str, message: &str) -> Value {
+    json!({
+        "operation": {"sync": {"revision": revision}},
+        "startedAt": "2026-12-02T00:00:00Z",
+        "finishedAt": "2026-12-02T00:00:01Z",
+        "phase": "Succeeded",
+        "message": message,
     })
 }
 
@@ -230,7 +241,21 @@ fn the_application_has_the_exact_spec_and_its_namespace_comes_first() {
         "{labels}"
     );
     // Only pave's field manager wrote it, and never status.
-    let managers: Vec<&str> = app["metadata"]["managedFields"]
+    let with_managers = get(
+        env,
+        &[
+            "get",
+            "applications.argoproj.io",
+            &name,
+            "-n",
+            "argocd",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    )
+    .unwrap();
+    let managers: Vec<&str> = with_managers["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
@@ -322,7 +347,7 @@ fn argo_cds_view_is_mirrored_and_decides_ready() {
         json!({
             "sync": {"status": "Synced", "revision": "2222222"},
             "health": {"status": "Degraded", "message": "Deployment web exceeded its progress deadline"},
-            "operationState": {"phase": "Succeeded", "message": "successfully synced"},
+            "operationState": operation("2222222", "successfully synced"),
         }),
     );
     let obj = wait_condition(env, ns, "api", "GitOpsHealthy", "False");
