@@ -49,6 +49,7 @@ gitops:
 /// the operator behind a fault proxy.
 struct Bed {
     env: &'static TestEnv,
+    bin: std::path::PathBuf,
     argo: ArgoCd,
     proxy: FaultProxy,
     operator: Operator,
@@ -107,6 +108,7 @@ fn bed() -> &'static Bed {
         let operator = Operator::start(env, &bin, &proxy.endpoint());
         Bed {
             env,
+            bin,
             argo,
             proxy,
             operator,
@@ -465,6 +467,20 @@ fn an_environments_application_is_synced_mirrored_and_removed_first() {
         "new commit mirrored {:.1?} after the refresh",
         committed.elapsed()
     );
+    // `kubectl pave trace devenv` shows the Application as a row with its state.
+    let trace = Command::new(bed.bin.join("kubectl-pave"))
+        .args(["trace", "devenv", "-n", ns, "web"])
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&trace.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.contains("Argo CD"))
+        .unwrap_or_else(|| panic!("no Argo CD row in:\n{text}"));
+    for part in [format!("argocd/{app}"), second.clone(), "Synced/Healthy".to_owned()] {
+        assert!(row.contains(&part), "{part} not in {row:?}");
+    }
     let cm = get(
         env,
         &[
