@@ -1,4 +1,5 @@
-//! The Argo CD health checks in `argocd/health/`, run the way Argo CD runs them.
+//! The Argo CD health checks in `argocd/health/`, run the way Argo CD runs them, and
+//! `kubectl pave argocd-health`, which must print exactly those scripts.
 //!
 //! The layout and the test format are Argo CD's own (`resource_customizations/`):
 //! `<group>/<Kind>/health.lua`, beside it `health_test.yaml` listing
@@ -15,8 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
 use serde::Deserialize;
 use serde_json::Value;
@@ -414,4 +417,98 @@ fn argo_cd_rules_on_what_a_script_returns() {
     let endless = run("while true do end").unwrap_err();
     assert!(endless.contains("limit"), "{endless}");
     assert!(start.elapsed() < LIMIT * 5);
+}
+
+fn kubectl_pave(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-pave"))
+        .arg("argocd-health")
+        .args(args)
+        .output()
+        .expect("kubectl-pave runs")
+}
+
+/// `data` must hold one key per tested script, each exactly that script.
+fn assert_holds_every_script(config_map: &ConfigMap, namespace: &str) {
+    let meta = &config_map.metadata;
+    assert_eq!(meta.name.as_deref(), Some("argocd-cm"));
+    assert_eq!(meta.namespace.as_deref(), Some(namespace));
+    assert_eq!(
+        meta.labels,
+        Some(BTreeMap::from([(
+            "app.kubernetes.io/part-of".to_owned(),
+            "argocd".to_owned()
+        )]))
+    );
+    let expected: BTreeMap<String, String> = scripts()
+        .into_iter()
+        .map(|(key, path)| {
+            let (group, kind) = key.split_once('/').expect("pave's kinds have a group");
+            (
+                format!("resource.customizations.health.{group}_{kind}"),
+                fs::read_to_string(path).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(config_map.data.as_ref(), Some(&expected));
+    let mut kinds: Vec<String> = pave_api::crds()
+        .into_iter()
+        .map(|crd| format!("{}/{}", crd.spec.group, crd.spec.names.kind))
+        .collect();
+    kinds.sort();
+    assert_eq!(scripts().into_keys().collect::<Vec<_>>(), kinds);
+}
+
+#[test]
+fn argocd_health_prints_an_argocd_cm_patch_with_the_tested_scripts() {
+    let out = kubectl_pave(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    // k8s-openapi checks apiVersion v1 and kind ConfigMap.
+    let config_map: ConfigMap = serde_yaml::from_str(&yaml).unwrap();
+    assert_holds_every_script(&config_map, "argocd");
+    assert!(
+        yaml.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn argocd_health_json_into_another_namespace() {
+    let out = kubectl_pave(&["--namespace", "gitops", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config_map: ConfigMap = serde_json::from_slice(&out.stdout).unwrap();
+    assert_holds_every_script(&config_map, "gitops");
+}
+
+#[test]
+fn argocd_health_refuses_a_namespace_that_is_no_name() {
+    let out = kubectl_pave(&["-n", "Argo_CD"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a Kubernetes namespace name"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn argocd_health_help_says_how_to_install() {
+    let out = kubectl_pave(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains(
+            "kubectl pave argocd-health | kubectl apply --server-side --field-manager pave -f -"
+        ),
+        "{help}"
+    );
 }
