@@ -2,8 +2,11 @@
 //! generated from pave's Rust types; `kubectl pave import` turns Backstage
 //! catalog-info.yaml files into pave Components; `kubectl pave score` gives a
 //! scorecard's levels offline; `kubectl pave trace devenv NAME` shows an environment's
-//! cloud resources, secret and Argo CD application as a tree, with the last error.
+//! cloud resources, secret and Argo CD application as a tree, with the last error;
+//! `kubectl pave argocd-health` prints the `argocd-cm` patch that gives Argo CD a
+//! health check for each pave kind.
 
+mod argocd_health;
 mod import;
 mod score;
 mod trace;
@@ -65,6 +68,27 @@ enum Command {
         #[command(subcommand)]
         target: trace::Target,
     },
+    /// Print the argocd-cm patch that gives Argo CD health checks for pave's kinds.
+    ///
+    /// Argo CD shows no health for custom resources without a Lua health check. This
+    /// prints a ConfigMap `argocd-cm` holding only pave's checks, one key
+    /// `resource.customizations.health.platform.pave.dev_<Kind>` per kind, to install
+    /// with server-side apply, which adds those keys and leaves the others alone:
+    ///
+    ///     kubectl pave argocd-health | kubectl apply --server-side --field-manager pave -f -
+    ///
+    /// Argo CD then reports a DeveloperEnvironment, Component or Scorecard as Healthy
+    /// when its Ready condition is True for its current generation, Degraded when it
+    /// needs a person (a refused spec, a terminal cloud error, references that dangle,
+    /// a rule that cannot be evaluated), and Progressing while pave is still at work.
+    ArgocdHealth {
+        /// The namespace Argo CD runs in (where its argocd-cm is).
+        #[arg(short = 'n', long, value_name = "NS", default_value = argocd_health::DEFAULT_NAMESPACE, value_parser = import::parse_namespace)]
+        namespace: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = argocd_health::Format::Yaml)]
+        output: argocd_health::Format,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -83,6 +107,10 @@ fn main() -> anyhow::Result<ExitCode> {
             min_level.as_deref(),
         )),
         Command::Trace { target } => Ok(trace::run(target)),
+        Command::ArgocdHealth { namespace, output } => {
+            print!("{}", argocd_health::render(&namespace, output));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
