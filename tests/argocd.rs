@@ -478,7 +478,11 @@ fn an_environments_application_is_synced_mirrored_and_removed_first() {
         .lines()
         .find(|l| l.contains("Argo CD"))
         .unwrap_or_else(|| panic!("no Argo CD row in:\n{text}"));
-    for part in [format!("argocd/{app}"), second.clone(), "Synced/Healthy".to_owned()] {
+    for part in [
+        format!("argocd/{app}"),
+        second.clone(),
+        "Synced/Healthy".to_owned(),
+    ] {
         assert!(row.contains(&part), "{part} not in {row:?}");
     }
     let cm = get(

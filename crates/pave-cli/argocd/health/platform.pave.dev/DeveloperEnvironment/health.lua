@@ -8,6 +8,9 @@
 --   Terminal=True, phase Failed, or Ready=False with reason Forbidden,
 --   PolicyViolation, InvalidSpec, TerminalError or DeletionBlocked
 --       -> Degraded, with the condition's message: a person must change something
+--   Ready=False with reason ApplicationNotReady and GitOpsHealthy=False with reason
+--   Degraded (what its Argo CD Application deployed is Degraded)
+--       -> Degraded, with GitOpsHealthy's message
 --   phase Deleting
 --       -> Progressing, with the Ready message (cloud resources left to delete)
 --   Ready=True
@@ -99,6 +102,15 @@ local function health()
       message = text(terminal, nil)
     end
     return "Degraded", message or "the environment failed"
+  end
+
+  -- The cloud is ready and what the Application deployed is Degraded (pave's
+  -- GitOpsHealthy mirrors Argo CD's health of the Application).
+  local app_health = condition(status, "GitOpsHealthy")
+  if not_ready and ready.reason == "ApplicationNotReady" and app_health ~= nil
+      and not stale(app_health) and app_health.status == "False"
+      and app_health.reason == "Degraded" then
+    return "Degraded", text(app_health, "its Argo CD Application is Degraded")
   end
 
   local recoverable = condition(status, "Recoverable")
