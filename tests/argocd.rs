@@ -30,7 +30,8 @@ use pave_testenv::fault_proxy::{FaultProxy, SlowState, Transition};
 use pave_tests::{kubectl, kubectl_ok, repo_root, wait_for, workspace_binaries};
 use serde_json::{Value, json};
 
-/// How long the database of the examples' environment stays `creating`.
+/// How long every database stays `creating` (a database's identifier derives from its
+/// environment's UID, unknown before it is applied, so not only the examples').
 const DB_CREATING: Duration = Duration::from_secs(20);
 
 /// The README's command that installs pave's health checks into Argo CD.
@@ -60,8 +61,29 @@ fn bed() -> &'static Bed {
     BED.get_or_init(|| {
         let env = TestEnv::shared();
         let bin = workspace_binaries(&["pave-operator", "kubectl-pave"]);
-        let argo = ArgoCd::start(env, ArgoOptions::default()).expect("start Argo CD");
-        // pave's health checks go in the way the README tells a platform team.
+        // Argo CD's controller takes health checks in when it starts (its live-state
+        // cache keeps a snapshot of the settings), so they are in argocd-cm first, as
+        // `kubectl pave argocd-health` prints them ...
+        let health = Command::new(bin.join("kubectl-pave"))
+            .arg("argocd-health")
+            .output()
+            .expect("run kubectl pave argocd-health");
+        assert!(
+            health.status.success(),
+            "{}",
+            String::from_utf8_lossy(&health.stderr)
+        );
+        let snippet: Value = serde_yaml::from_slice(&health.stdout).expect("a ConfigMap");
+        let cm_data = serde_json::from_value(snippet["data"].clone()).expect("string data");
+        let argo = ArgoCd::start(
+            env,
+            ArgoOptions {
+                cm_data,
+                ..ArgoOptions::default()
+            },
+        )
+        .expect("start Argo CD");
+        // ... and the README's command applies them to a live argocd-cm.
         let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
         assert!(
             readme.contains(INSTALL_HEALTH_CHECKS),
@@ -229,9 +251,8 @@ fn argo_cd_syncs_paves_examples_and_shows_their_real_health() {
     let _logs = LogsOnPanic;
     let bed = shared();
     let env = bed.env;
-    bed.proxy.set_slow_states(vec![
-        SlowState::new(Transition::DbCreating, DB_CREATING).only("feature-payment-v2-env"),
-    ]);
+    bed.proxy
+        .set_slow_states(vec![SlowState::new(Transition::DbCreating, DB_CREATING)]);
     let dir = env::temp_dir().join(format!("pave-argocd-examples-{}", std::process::id()));
     let repo = GitRepo::init(&dir).unwrap();
     // First the examples with every reference resolving.
@@ -454,17 +475,21 @@ fn an_environments_application_is_synced_mirrored_and_removed_first() {
     let committed = Instant::now();
     refresh(env, &app);
     wait_for(
-        "the new revision in status.gitops",
+        "the new revision in status.gitops, synced",
         Duration::from_secs(60),
         || {
             let obj = devenv(env).ok_or("no environment")?;
-            (obj["status"]["gitops"]["revision"] == second)
-                .then_some(())
-                .ok_or_else(|| obj["status"]["gitops"].to_string())
+            let gitops = &obj["status"]["gitops"];
+            (gitops["revision"] == second
+                && gitops["sync"] == "Synced"
+                && gitops["health"] == "Healthy"
+                && condition(&obj, "Ready").is_some_and(|c| c["status"] == "True"))
+            .then_some(())
+            .ok_or_else(|| obj["status"]["gitops"].to_string())
         },
     );
     eprintln!(
-        "new commit mirrored {:.1?} after the refresh",
+        "new commit synced and mirrored {:.1?} after the refresh",
         committed.elapsed()
     );
     // `kubectl pave trace devenv` shows the Application as a row with its state.

@@ -346,11 +346,19 @@ impl ArgoCd {
         // argocd-server generates the key that signs its session tokens on first start;
         // the controller's settings manager reports an incomplete configuration without it.
         let secret_key: String = (0..4).map(|_| random_suffix()).collect();
+        // No `data` at all when there is nothing to merge: an applied empty map would
+        // make this field manager own `.data` as a whole, and every later apply of a
+        // key by another manager (a platform team's `kubectl pave argocd-health |
+        // kubectl apply --server-side`) a conflict.
+        let mut argocd_cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": meta("argocd-cm")});
+        if !options.cm_data.is_empty() {
+            argocd_cm["data"] = serde_json::json!(options.cm_data);
+        }
         let objects = [
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": ns}}),
-            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": meta("argocd-cm"), "data": options.cm_data}),
+            argocd_cm,
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": meta("argocd-rbac-cm"), "data": {}}),
             serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -433,7 +441,11 @@ impl ArgoCd {
                 "--app-resync",
                 &options.app_resync.as_secs().max(1).to_string(),
             ])
-            .args(["--app-resync-jitter", "0"]);
+            .args(["--app-resync-jitter", "0"])
+            // Argo CD 3 keeps each resource's health in Redis for argocd-server, which
+            // the test bed does not run; persisted, it is in the Application's
+            // `status.resources[].health` for tests to read.
+            .arg("--persist-resource-health");
         self.spawn("argocd-application-controller", cmd)?;
         self.wait_until(
             "argocd-application-controller",
