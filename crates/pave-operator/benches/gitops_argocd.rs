@@ -71,7 +71,9 @@ fn main() {
             "source": {"repoURL": repo.url(), "path": "environments", "targetRevision": "HEAD",
                        "directory": {"include": "*.yaml"}},
             "destination": {"server": "https://kubernetes.default.svc", "namespace": "gitops-bench"},
-            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
+            // allowEmpty: the last round removes every manifest, which Argo CD
+            // otherwise refuses to prune as a likely mistake.
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true, "allowEmpty": true}},
         },
     });
     let out = env.kubectl_with_input(&["apply", "-f", "-"], application.to_string().as_bytes());
