@@ -20,21 +20,25 @@ export RUST_TEST_THREADS ?= 4
 
 SCRIPTS := crates/pave-testenv/scripts
 
-.PHONY: help demo test lint crds testbed bench
+.PHONY: help demo test lint crds testbed control-plane bench
 
 help:
 	@echo "make demo   start a local control plane with pave and the article's examples"
 	@echo "make test   everything CI checks (lint, CRD freshness, unit and integration tests)"
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
-	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards and environments on a real control plane"
+	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards, environments and GitOps (Argo CD) on a real control plane"
 
-# Builds the control plane and Argo CD from upstream Go modules (cached by version);
-# installs moto into its own virtualenv and Redis (for Argo CD) from the distribution.
-testbed:
+# Builds the control plane from upstream Go modules (cached by version) and installs
+# moto into its own virtualenv: what the demo needs.
+control-plane:
 	@bash $(SCRIPTS)/build-testbed.sh all >/dev/null
-	@bash $(SCRIPTS)/build-argocd.sh all >/dev/null
 	@bash $(SCRIPTS)/install-moto.sh >/dev/null
+
+# The whole test bed: also Argo CD from its Go module and Redis (for Argo CD) from the
+# distribution, for the GitOps tests and benchmark.
+testbed: control-plane
+	@bash $(SCRIPTS)/build-argocd.sh all >/dev/null
 
 crds:
 	cargo run -q -p pave-cli -- crds --out crds
@@ -55,8 +59,10 @@ bench: testbed
 	cargo bench -q -p pave-catalog --bench catalog
 	cargo bench -q -p pave-score --bench engine
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
+	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
+	PAVE_ARGOCD_CRDS="$$(bash $(SCRIPTS)/build-argocd.sh crds)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
 	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd
 
-demo: testbed
+demo: control-plane
 	@bash $(SCRIPTS)/demo.sh
