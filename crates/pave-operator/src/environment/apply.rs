@@ -511,48 +511,37 @@ async fn gitops_step(
         info!(environment = %controller::describe(env), application = %shown, "Argo CD Application applied");
     }
     let mirror = gitops::mirror(&shown, &destination, &object);
-    let reason = |value: &Option<String>| value.clone().unwrap_or_else(|| "Pending".to_owned());
     let argo = mirror.summary();
-    if mirror.synced {
-        let at = mirror.status.revision.as_deref().unwrap_or("?");
-        progress.condition(
+    let at = mirror.status.revision.as_deref().unwrap_or("?");
+    let views = [
+        (
             GITOPS_SYNCED,
-            Status::True,
+            mirror.synced,
             "Synced",
+            &mirror.status.sync,
             format!("Application {shown} is synced to revision {at}"),
-        );
-    } else {
-        let status = if mirror.reported() {
-            Status::False
-        } else {
-            Status::Unknown
-        };
-        progress.condition(
-            GITOPS_SYNCED,
-            status,
-            &reason(&mirror.status.sync),
-            argo.clone(),
-        );
-    }
-    if mirror.healthy {
-        progress.condition(
+        ),
+        (
             GITOPS_HEALTHY,
-            Status::True,
+            mirror.healthy,
             "Healthy",
+            &mirror.status.health,
             format!("Application {shown} is healthy"),
-        );
-    } else {
-        let status = if mirror.reported() {
-            Status::False
+        ),
+    ];
+    for (type_, good, good_reason, argo_says, good_message) in views {
+        if good {
+            progress.condition(type_, Status::True, good_reason, good_message);
         } else {
-            Status::Unknown
-        };
-        progress.condition(
-            GITOPS_HEALTHY,
-            status,
-            &reason(&mirror.status.health),
-            argo.clone(),
-        );
+            // Unknown until Argo CD has looked at the Application at all.
+            let status = if mirror.reported() {
+                Status::False
+            } else {
+                Status::Unknown
+            };
+            let reason = argo_says.clone().unwrap_or_else(|| "Pending".to_owned());
+            progress.condition(type_, status, &reason, argo.clone());
+        }
     }
     progress.status.gitops = Some(mirror.status.clone());
     if mirror.synced && mirror.healthy {

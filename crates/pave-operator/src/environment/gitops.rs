@@ -389,18 +389,9 @@ pub async fn remove(
             .map_err(kube("drop the Argo CD Application's resources finalizer"))?;
         }
         if app.metadata.deletion_timestamp.is_none() {
-            let params = DeleteParams {
-                preconditions: app.uid().map(|uid| kube::api::Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match api.delete(&name, &params).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => return Err(kube("delete the Argo CD Application")(source)),
-            }
+            delete_exactly(&api, &name, app.uid())
+                .await
+                .map_err(kube("delete the Argo CD Application"))?;
         }
         let what = if cascade { " and what it deployed" } else { "" };
         return Ok(Removal::Waiting(format!(
@@ -425,22 +416,40 @@ pub async fn remove(
         return Ok(Removal::Done); // not (or no longer) this environment's
     }
     if namespace.metadata.deletion_timestamp.is_none() {
-        let params = DeleteParams {
-            preconditions: namespace.uid().map(|uid| kube::api::Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match namespaces.delete(destination, &params).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Removal::Done),
-            Err(source) => return Err(kube("delete the Argo CD destination namespace")(source)),
+        let gone = delete_exactly(&namespaces, destination, namespace.uid())
+            .await
+            .map_err(kube("delete the Argo CD destination namespace"))?;
+        if gone {
+            return Ok(Removal::Done);
         }
     }
     Ok(Removal::Waiting(format!(
         "waiting for namespace {destination}, which pave created for Application {shown}, to be deleted"
     )))
+}
+
+/// Deletes `name`, only if it is still the object with `uid` (not one created again
+/// under the same name since it was read). Returns whether it was already gone.
+async fn delete_exactly<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<bool, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(false),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]
