@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 /// How long every database stays `creating` (a database's identifier derives from its
 /// environment's UID, unknown before it is applied, so not only the examples').
-const DB_CREATING: Duration = Duration::from_secs(20);
+const DB_CREATING: Duration = Duration::from_secs(60);
 
 /// The README's command that installs pave's health checks into Argo CD.
 const INSTALL_HEALTH_CHECKS: &str =
