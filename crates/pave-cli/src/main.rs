@@ -7,6 +7,7 @@
 //! health check for each pave kind.
 
 mod argocd_health;
+mod iam_policy;
 mod import;
 mod score;
 mod trace;
@@ -89,6 +90,15 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = argocd_health::Format::Yaml)]
         output: argocd_health::Format,
     },
+    /// Print the AWS IAM policy the operator needs: exactly the EC2 and RDS actions it
+    /// calls; those that change or delete are limited to resources tagged with this
+    /// cluster's pave.dev/cluster-id.
+    IamPolicy {
+        /// This cluster's id (PAVE_CLUSTER_ID, or the operator's default `k8s-<uid of
+        /// kube-system>`); without it, any pave cluster's resources.
+        #[arg(long, value_name = "ID")]
+        cluster_id: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -107,6 +117,10 @@ fn main() -> anyhow::Result<ExitCode> {
             min_level.as_deref(),
         )),
         Command::Trace { target } => Ok(trace::run(target)),
+        Command::IamPolicy { cluster_id } => {
+            print!("{}", iam_policy::render(cluster_id.as_deref()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ArgocdHealth { namespace, output } => {
             print!("{}", argocd_health::render(&namespace, output));
             Ok(ExitCode::SUCCESS)
