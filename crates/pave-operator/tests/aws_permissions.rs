@@ -11,7 +11,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::devenv::{cloud, condition, delete, get_environment, ready_environment, wait_gone};
+use common::devenv::{
+    cloud, condition, delete, get_environment, patch_spec, ready_environment, wait_gone,
+};
 use common::proxy::{ProxyLogOnPanic, start_behind};
 use common::{LogOnPanic, eventually};
 use pave_testenv::TestEnv;
@@ -35,20 +37,6 @@ fn policy_actions() -> BTreeSet<String> {
         .flat_map(|s| s["Action"].as_array().unwrap().clone())
         .map(|a| a.as_str().unwrap().to_owned())
         .collect()
-}
-
-fn patch(env: &TestEnv, ns: &str, name: &str, spec: Value) {
-    env.run_kubectl(&[
-        "patch",
-        "devenv",
-        name,
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        &json!({ "spec": spec }).to_string(),
-    ])
-    .expect("kubectl patch");
 }
 
 /// Waits until the environment has acted on its latest generation and is Ready.
@@ -85,7 +73,7 @@ fn the_iam_policy_grants_exactly_what_pave_calls() {
         parameters.clone(),
         json!({"compositeDeletePolicy": "Foreground"}),
     );
-    patch(env, ns, "full", json!({"parameters": {"dbStorageGiB": 30}}));
+    patch_spec(env, ns, "full", json!({"parameters": {"dbStorageGiB": 30}}));
     settled(env, ns, "full");
     // A rule opened out of band on the database's group is revoked by the drift check.
     let groups = cloud(env, "us-east-1", &uid)["SecurityGroup"].clone();
@@ -120,7 +108,7 @@ boto3.client("ec2", region_name="us-east-1").authorize_security_group_ingress(Gr
             })
             .then_some(())
     });
-    patch(
+    patch_spec(
         env,
         ns,
         "full",

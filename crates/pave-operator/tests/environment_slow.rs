@@ -15,8 +15,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::devenv::{
-    condition, delete, environment, get, get_environment, inventory, resource_ids, total, uid_of,
-    wait_gone, wait_phase,
+    condition, delete, environment, get, get_environment, inventory, patch_spec, resource_ids,
+    total, uid_of, wait_gone, wait_phase,
 };
 use common::proxy::{
     DELETES, ProxyLogOnPanic, describe, named_by_delete, one_operator_at_a_time, start_behind,
@@ -317,17 +317,12 @@ fn a_cluster_size_change_is_followed_through_while_the_new_instance_is_pending()
         SlowState::new(Transition::InstancePending, SLOW).only(new_name.clone()),
     ]);
     proxy.clear_requests();
-    env.run_kubectl(&[
-        "patch",
-        "devenv",
-        name,
-        "-n",
+    patch_spec(
+        env,
         ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"parameters":{"clusterSize":"medium"}}}"#,
-    ])
-    .expect("raise clusterSize");
+        name,
+        json!({"parameters": {"clusterSize": "medium"}}),
+    );
     let wanted = generation + 1;
     let mut looks = Vec::new();
     let done = eventually(

@@ -145,6 +145,21 @@ pub fn events_about(env: &TestEnv, ns: &str, name: &str, selector: &str, field: 
     .expect("kubectl get events")
 }
 
+/// Merges `spec` into the environment's spec (`kubectl patch --type=merge`).
+pub fn patch_spec(env: &TestEnv, ns: &str, name: &str, spec: Value) {
+    env.run_kubectl(&[
+        "patch",
+        "devenv",
+        name,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        &json!({ "spec": spec }).to_string(),
+    ])
+    .expect("kubectl patch");
+}
+
 pub fn delete(env: &TestEnv, ns: &str, name: &str) {
     env.run_kubectl(&["delete", "devenv", name, "-n", ns, "--wait=false"])
         .expect("kubectl delete");
