@@ -36,9 +36,13 @@ control-plane:
 	@bash $(SCRIPTS)/install-moto.sh >/dev/null
 
 # The whole test bed: also Argo CD from its Go module and Redis (for Argo CD) from the
-# distribution, for the GitOps tests and benchmark.
+# distribution, for the GitOps tests and benchmark; and the node tier: kubelet,
+# kube-scheduler, kube-proxy and the pause image from the same Kubernetes module,
+# containerd, runc and the CNI plugins from the distribution (apt; needs root).
 testbed: control-plane
 	@bash $(SCRIPTS)/build-argocd.sh all >/dev/null
+	@bash $(SCRIPTS)/build-testbed.sh node >/dev/null
+	@bash $(SCRIPTS)/install-node.sh >/dev/null
 
 # The chart ships the same CRDs (tests/chart.rs fails when they differ).
 crds:

@@ -7,6 +7,10 @@
 #   kube-controller-manager                                  every k8s.io staging module
 #   kubectl                                                  with the matching v0.x.y)
 #   helm                        helm.sh/helm/v3/cmd/helm    (go install; no replaces)
+#   kubelet, kube-scheduler,    k8s.io/kubernetes/cmd/...   (target `node`: the node
+#   kube-proxy                                               tier's, same wrapper module)
+#   pause                       build/pause/linux/pause.c   (gcc -static, from the same
+#                                                            module: the sandbox image)
 #
 # Prints the bin directory on stdout when done; progress goes to stderr.
 # Every failure ends with one line "build-testbed: <what failed>: <what to do>".
@@ -68,9 +72,11 @@ GOMOD
   mv "$BIN/etcd.tmp" "$BIN/etcd"
 }
 
-build_kubernetes() {
-  [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kubectl" ] && return
-  say "building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (takes a while on a cold cache)"
+build_kubernetes() { # commands...
+  local cmd missing=()
+  for cmd in "$@"; do [ -x "$BIN/$cmd" ] || missing+=("$cmd"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  say "building ${missing[*]} $KUBE_VERSION (takes a while on a cold cache)"
   local dir="$SRC/kubernetes-$KUBE_VERSION"
   mkdir -p "$dir"
   # The staging module list comes from the release's own go.mod, never from memory.
@@ -97,9 +103,7 @@ build_kubernetes() {
   local pkg="k8s.io/component-base/version"
   local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  local cmd
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
-    [ -x "$BIN/$cmd" ] && continue
+  for cmd in "${missing[@]}"; do
     say "  go build $cmd"
     (cd "$dir" && run_logged "go build $cmd $KUBE_VERSION" \
       go build -mod=mod -trimpath -ldflags "$ldflags" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
@@ -117,10 +121,40 @@ build_helm() {
   mv "$gobin/helm" "$BIN/helm"
 }
 
+# The pause container every pod's sandbox runs, from the same release's source; static,
+# so its image is the binary alone.
+build_pause() {
+  [ -x "$BIN/pause" ] && return
+  command -v gcc >/dev/null 2>&1 || die "gcc is not installed: apt-get install gcc libc6-dev"
+  say "building pause $KUBE_VERSION"
+  local source
+  source=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" 2>>"$LOG" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [ -f "$source/build/pause/linux/pause.c" ] \
+    || die "build/pause/linux/pause.c is not in k8s.io/kubernetes@$KUBE_VERSION (log: $LOG): the release's layout changed; update this script"
+  run_logged "gcc pause.c" gcc -Os -static -DVERSION="$KUBE_VERSION" -o "$BIN/pause.tmp" "$source/build/pause/linux/pause.c"
+  strip "$BIN/pause.tmp" 2>/dev/null || true
+  mv "$BIN/pause.tmp" "$BIN/pause"
+}
+
+# The sandbox image containerd runs, named under localhost/ so that no pull can go
+# anywhere but loopback; the node tier imports it.
+build_pause_image() {
+  [ -f "$BIN/pause.oci.tar" ] && return
+  local rootfs="$SRC/pause-rootfs"
+  rm -rf "$rootfs" && mkdir -p "$rootfs"
+  cp "$BIN/pause" "$rootfs/pause"
+  run_logged "pack the pause image" bash "$(dirname "$0")/oci-archive.sh" \
+    "$BIN/pause.oci.tar" localhost/pause:testbed "$rootfs" 65535:65535 /pause
+}
+
+CONTROL_PLANE=(kube-apiserver kube-controller-manager kubectl)
+NODE=(kubelet kube-scheduler kube-proxy)
 case "${1:-all}" in
-  all) build_etcd; build_kubernetes; build_helm ;;
-  control-plane) build_etcd; build_kubernetes ;;
+  all) build_etcd; build_kubernetes "${CONTROL_PLANE[@]}"; build_helm ;;
+  control-plane) build_etcd; build_kubernetes "${CONTROL_PLANE[@]}" ;;
   helm) build_helm ;;
-  *) die "unknown target '$1': use all, control-plane, helm or path" ;;
+  node) build_etcd; build_kubernetes "${CONTROL_PLANE[@]}" "${NODE[@]}"; build_helm; build_pause; build_pause_image ;;
+  *) die "unknown target '$1': use all, control-plane, helm, node or path" ;;
 esac
 echo "$BIN"

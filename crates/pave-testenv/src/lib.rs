@@ -12,6 +12,7 @@
 
 pub mod argocd;
 pub mod fault_proxy;
+pub mod node;
 mod pki;
 mod process;
 
@@ -27,12 +28,26 @@ use std::{env, fs, io, thread};
 pub use fault_proxy::FaultProxy;
 use pki::Pki;
 pub use process::spawn_tied;
-use process::{Process, free_ports, http, stop_all};
+use process::{Process, free_ports, http, http_at, stop_all};
 
 const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-testbed.sh");
 /// moto_server with indexed tag look-ups, run as `python -c` ([`Options::moto_tag_index`]).
 const MOTO_TAG_INDEX: &str = include_str!("moto_tag_index.py");
 const INSTALL_MOTO_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-moto.sh");
+const INSTALL_NODE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-node.sh");
+/// The API server's ClusterIP, the first address of the Service range.
+const SERVICE_CIDR: &str = "10.0.0.0/24";
+const KUBERNETES_SERVICE_IP: &str = "10.0.0.1";
+/// With a node, the API server records every request a service account makes, so a
+/// test can compare what a pod used with what its role grants.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: [\"system:serviceaccounts\"]
+- level: None
+";
 const REPO_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
 const STATE_DIR_PREFIX: &str = "pave-testenv-";
 /// Marks a state dir that must survive its owner (Options::keep_state_dir).
@@ -71,6 +86,9 @@ pub enum Error {
         log: PathBuf,
         tail: String,
     },
+    /// Setting up the node tier's network or runtime failed.
+    #[error("the node tier could not start: {0}")]
+    Node(String),
     #[error("`kubectl {args}` failed: {stderr}")]
     Kubectl { args: String, stderr: String },
     #[error(
@@ -116,6 +134,11 @@ pub struct Options {
     /// what the time goes into (testbed.md). Off by default: tests see moto as
     /// released.
     pub moto_tag_index: bool,
+    /// A real node as well ([`node`]): containerd, runc, the kubelet, kube-scheduler and
+    /// kube-proxy in a network namespace, and a control plane configured as a real
+    /// cluster's is for pods (ServiceAccount admission, the Node authorizer, every
+    /// default controller). Needs root; one node tier runs at a time per machine.
+    pub node: bool,
 }
 
 /// A running test bed. Dropping it stops every process and removes its state dir.
@@ -131,6 +154,11 @@ pub struct TestEnv {
     /// [`Options::moto_tag_index`].
     moto_tag_index: bool,
     keep_state_dir: bool,
+    /// Where the API server and moto listen: loopback, or the host end of the node's
+    /// veth pair, which pods reach too.
+    host_ip: &'static str,
+    /// The node tier's network namespace and lock, when there is a node.
+    node: Option<node::Node>,
     /// Whether start created the state dir; one given by the caller that already
     /// existed is never removed as a whole, only what start put in it.
     created_state_dir: bool,
@@ -142,19 +170,34 @@ impl TestEnv {
     /// order, and returns once each is ready. Blocks; builds or installs what is
     /// missing first (`PAVE_TESTBED_BIN` and `PAVE_MOTO_SERVER` skip that).
     pub fn start(options: Options) -> Result<Self, Error> {
+        let target = if options.node {
+            "node"
+        } else {
+            "control-plane"
+        };
         let bin_dir = match env::var_os("PAVE_TESTBED_BIN") {
             Some(dir) => PathBuf::from(dir),
-            None => PathBuf::from(run_script(BUILD_SCRIPT, &["control-plane"])?),
+            None => PathBuf::from(run_script(BUILD_SCRIPT, &[target])?),
         };
-        for bin in [
+        let mut needed = vec![
             "etcd",
             "kube-apiserver",
             "kube-controller-manager",
             "kubectl",
-        ] {
+        ];
+        if options.node {
+            needed.extend([
+                "kubelet",
+                "kube-scheduler",
+                "kube-proxy",
+                node::PAUSE_ARCHIVE,
+            ]);
+            run_script(INSTALL_NODE_SCRIPT, &[])?;
+        }
+        for bin in needed {
             if !bin_dir.join(bin).is_file() {
                 return Err(Error::Prerequisite(format!(
-                    "{bin} is missing from {}: unset PAVE_TESTBED_BIN, or run {BUILD_SCRIPT} control-plane",
+                    "{bin} is missing from {}: unset PAVE_TESTBED_BIN, or run {BUILD_SCRIPT} {target}",
                     bin_dir.display()
                 )));
             }
@@ -189,6 +232,12 @@ impl TestEnv {
             moto_port: 0,
             moto_tag_index: options.moto_tag_index,
             keep_state_dir: options.keep_state_dir,
+            host_ip: if options.node {
+                node::HOST_IP
+            } else {
+                "127.0.0.1"
+            },
+            node: None,
             created_state_dir,
             processes: Vec::new(),
         };
@@ -199,15 +248,37 @@ impl TestEnv {
     }
 
     fn boot(&mut self, options: &Options, moto_server: &Path) -> Result<(), Error> {
-        let pki = Pki::generate()?;
-        for (file, pem) in [
+        let node_identity = options.node.then_some((node::NODE_NAME, node::NODE_IP));
+        let pki = Pki::generate(&[self.host_ip, KUBERNETES_SERVICE_IP], node_identity)?;
+        let mut files = vec![
             ("ca.crt", &pki.ca_cert),
             ("apiserver.crt", &pki.serving_cert),
             ("apiserver.key", &pki.serving_key),
             ("service-account.key", &pki.service_account_key),
             ("service-account.pub", &pki.service_account_public_key),
-        ] {
+        ];
+        if let Some(certs) = &pki.node {
+            files.extend([
+                ("kubelet-client.crt", &certs.kubelet_client_cert),
+                ("kubelet-client.key", &certs.kubelet_client_key),
+                ("kubelet.crt", &certs.kubelet_serving_cert),
+                ("kubelet.key", &certs.kubelet_serving_key),
+                (
+                    "apiserver-kubelet-client.crt",
+                    &certs.apiserver_kubelet_client_cert,
+                ),
+                (
+                    "apiserver-kubelet-client.key",
+                    &certs.apiserver_kubelet_client_key,
+                ),
+            ]);
+        }
+        for (file, pem) in files {
             write_file(&self.state_dir.join("pki").join(file), pem)?;
+        }
+        // The network namespace first: the API server and moto listen on its veth.
+        if options.node {
+            self.node = Some(node::Node::prepare(&self.state_dir)?);
         }
         // moto takes a few seconds to import; let it do so while the control plane starts.
         let mut early_moto = Some(self.spawn_moto(moto_server)?);
@@ -218,6 +289,9 @@ impl TestEnv {
             self.install_crds(dir)?;
         }
         self.start_controller_manager()?;
+        if let Some(certs) = &pki.node {
+            self.start_node(&pki, certs, apiserver_port)?;
+        }
         self.moto_port = self.with_port_retries(|env| {
             let port = match early_moto.take() {
                 Some(port) => port,
@@ -280,7 +354,7 @@ impl TestEnv {
 
     fn start_apiserver(&mut self, etcd_port: u16, pki: &Pki) -> Result<u16, Error> {
         let [port] = free_ports().map_err(io_error("pick a free port for kube-apiserver"))?;
-        let server = format!("https://127.0.0.1:{port}");
+        let server = format!("https://{}:{port}", self.host_ip);
         let kubeconfig =
             pki::render_kubeconfig(&server, &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
         write_file(&self.kubeconfig, &kubeconfig)?;
@@ -299,15 +373,45 @@ impl TestEnv {
             ))
             .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
             .arg(format!("--secure-port={port}"))
-            .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-            .args([
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
+            .arg(format!("--bind-address={}", self.host_ip))
+            .arg(format!("--advertise-address={}", self.host_ip))
+            .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+            .arg("--allow-privileged=true");
+        if self.node.is_some() {
+            write_file(&self.state_dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
+            cmd.arg(format!(
+                "--audit-policy-file={}",
+                self.state_dir.join("audit-policy.yaml").display()
+            ))
+            .arg(format!("--audit-log-path={}", self.audit_log().display()))
+            .arg("--audit-log-format=json");
+            // What a real cluster has for pods: service account tokens, the Node
+            // authorizer and NodeRestriction for the kubelet, and a way to the kubelet.
+            cmd.args([
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",
             ])
-            .arg("--allow-privileged=true")
+            .arg(format!(
+                "--kubelet-client-certificate={}",
+                pki_file("apiserver-kubelet-client.crt")
+            ))
+            .arg(format!(
+                "--kubelet-client-key={}",
+                pki_file("apiserver-kubelet-client.key")
+            ))
+            .arg(format!(
+                "--kubelet-certificate-authority={}",
+                pki_file("ca.crt")
+            ));
+        } else {
             // No controller here creates default service accounts for pods to use.
-            .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+            cmd.args([
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+            ]);
+        }
+        cmd.arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!(
                 "--service-account-key-file={}",
                 pki_file("service-account.pub")
@@ -381,14 +485,25 @@ impl TestEnv {
 
     fn start_controller_manager(&mut self) -> Result<(), Error> {
         let mut cmd = Command::new(self.bin_dir.join("kube-controller-manager"));
-        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .arg("--controllers=garbage-collector-controller,namespace-controller")
-            .args([
-                "--leader-elect=false",
-                "--use-service-account-credentials=false",
-            ])
-            // No serving port: nothing scrapes it, and it would need delegated authn.
-            .arg("--secure-port=0");
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()));
+        if self.node.is_some() {
+            // Every default controller (Deployments, ReplicaSets, service accounts and
+            // their tokens, node lifecycle), signing tokens with the API server's key.
+            let pki = self.state_dir.join("pki");
+            cmd.arg(format!(
+                "--service-account-private-key-file={}",
+                pki.join("service-account.key").display()
+            ))
+            .arg(format!("--root-ca-file={}", pki.join("ca.crt").display()));
+        } else {
+            cmd.arg("--controllers=garbage-collector-controller,namespace-controller");
+        }
+        cmd.args([
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+        ])
+        // No serving port: nothing scrapes it, and it would need delegated authn.
+        .arg("--secure-port=0");
         self.spawn("kube-controller-manager", cmd)?;
         let log = self.state_dir.join("kube-controller-manager.log");
         // It has no health endpoint without a port; the garbage collector logs this
@@ -415,14 +530,14 @@ impl TestEnv {
         } else {
             Command::new(moto_server)
         };
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.args(["-H", self.host_ip, "-p", &port.to_string()]);
         self.spawn("moto", cmd)?;
         Ok(port)
     }
 
     fn wait_for_moto(&mut self, port: u16) -> Result<(), Error> {
-        self.wait_until("moto", Duration::from_secs(60), |_| {
-            match http("GET", port, "/moto-api/", "") {
+        self.wait_until("moto", Duration::from_secs(60), |env| {
+            match http_at(env.host_ip, "GET", port, "/moto-api/", "") {
                 Ok((200, _)) => Ok(()),
                 Ok((status, _)) => Err(format!("GET /moto-api/ answered {status}")),
                 Err(e) => Err(format!("GET /moto-api/: {e}")),
@@ -490,7 +605,10 @@ impl TestEnv {
             // moto accepts any credentials; the SDKs insist on having some.
             text += "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1\n";
         }
-        text += &format!("# kube-apiserver: https://127.0.0.1:{apiserver_port}\n");
+        text += &format!(
+            "# kube-apiserver: https://{}:{apiserver_port}\n",
+            self.host_ip
+        );
         write_file(&self.env_file(), &text)
     }
 
@@ -512,6 +630,28 @@ impl TestEnv {
         }
     }
 
+    /// Like [`TestEnv::shared`], with a real node ([`Options::node`]). A test binary
+    /// uses one or the other: a machine runs one node tier at a time.
+    pub fn shared_with_node() -> &'static TestEnv {
+        static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+        let started = SHARED.get_or_init(|| {
+            let options = Options {
+                crd_dir: Some(PathBuf::from(REPO_CRDS)),
+                node: true,
+                ..Options::default()
+            };
+            let env = TestEnv::start(options).map_err(|e| e.to_string())?;
+            // A static is never dropped, and the pods' processes are not the test's
+            // children: clear the node at exit instead of leaving it to the next start.
+            node::clean_up_at_exit(env.state_dir());
+            Ok(env)
+        });
+        match started {
+            Ok(env) => env,
+            Err(message) => panic!("the shared pave test bed with a node did not start: {message}"),
+        }
+    }
+
     /// The admin kubeconfig (client certificate in `system:masters`).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
@@ -525,6 +665,18 @@ impl TestEnv {
 
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// Where the API server and moto listen, and what pods on the node reach them by:
+    /// `127.0.0.1`, or [`node::HOST_IP`] when there is a node.
+    pub fn host_ip(&self) -> &'static str {
+        self.host_ip
+    }
+
+    /// The API server's audit log (JSON lines, one per request a service account
+    /// made); written only when there is a node.
+    pub fn audit_log(&self) -> PathBuf {
+        self.state_dir.join("audit.log")
     }
 
     /// Where etcd, kube-apiserver, kube-controller-manager and kubectl are.
@@ -627,7 +779,7 @@ impl TestEnv {
 
     /// moto's endpoint, for `AWS_ENDPOINT_URL` or aws-config's `endpoint_url`.
     pub fn moto_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.moto_port)
+        format!("http://{}:{}", self.host_ip, self.moto_port)
     }
 
     /// Forgets every AWS resource moto holds.
@@ -637,7 +789,7 @@ impl TestEnv {
             action: "reset (POST /moto-api/reset)",
             message,
         };
-        match http("POST", self.moto_port, "/moto-api/reset", "") {
+        match http_at(self.host_ip, "POST", self.moto_port, "/moto-api/reset", "") {
             Ok((200, _)) => Ok(()),
             Ok((status, body)) => Err(failed(format!("answered {status}: {body}"))),
             Err(e) => Err(failed(format!(
@@ -694,6 +846,8 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        // Pods and the node's processes first, so that none is restarted or left.
+        drop(self.node.take());
         // Each component copes with the others going away, so they stop together.
         stop_all(
             &mut self.processes,
@@ -708,8 +862,18 @@ impl Drop for TestEnv {
             return;
         }
         let logs = self.processes.iter().map(|p| p.log.clone());
-        let dirs = ["pki", "etcd-data", "apiserver-certs", "kubectl-cache"]
-            .map(|d| self.state_dir.join(d));
+        let dirs = [
+            "pki",
+            "etcd-data",
+            "apiserver-certs",
+            "kubectl-cache",
+            "containerd",
+            "kubelet",
+            "cni",
+            "cni-ipam",
+            "pod-logs",
+        ]
+        .map(|d| self.state_dir.join(d));
         for dir in dirs {
             let _ = fs::remove_dir_all(dir);
         }
@@ -862,6 +1026,7 @@ fn remove_abandoned_state_dirs() {
             && !path.join(KEEP_MARKER).exists()
             && path.is_dir()
         {
+            node::unmount_under(&path);
             let _ = fs::remove_dir_all(path);
         }
     }

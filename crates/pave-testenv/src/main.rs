@@ -34,6 +34,10 @@ enum Cmd {
         /// Leave the state dir behind on shutdown.
         #[arg(long)]
         keep: bool,
+        /// Also a real node (kubelet, containerd, kube-proxy) in a network namespace,
+        /// for pods; needs root.
+        #[arg(long)]
+        node: bool,
     },
 }
 
@@ -42,12 +46,14 @@ fn main() -> anyhow::Result<()> {
         crds,
         state_dir,
         keep,
+        node,
     } = Cli::parse().command;
     let started = std::time::Instant::now();
     let mut env = TestEnv::start(Options {
         crd_dir: crds,
         state_dir,
         keep_state_dir: keep,
+        node,
         ..Options::default()
     })?;
     println!(

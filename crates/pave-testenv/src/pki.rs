@@ -23,10 +23,40 @@ pub(crate) struct Pki {
     /// Its public half for `--service-account-key-file`, which in v1.34 rejects a
     /// PKCS#8 private key ("does not contain any valid RSA or ECDSA public keys").
     pub service_account_public_key: String,
+    /// The node tier's certificates, when there is a node.
+    pub node: Option<NodeCerts>,
 }
 
+/// What the node tier adds: the kubelet's client and serving certificates and the API
+/// server's client certificate for the kubelet.
+pub(crate) struct NodeCerts {
+    /// `system:node:NAME` in `system:nodes`, as the Node authorizer requires.
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
+    /// For the kubelet's port 10250, valid for the node's IP and name.
+    pub kubelet_serving_cert: String,
+    pub kubelet_serving_key: String,
+    /// How the API server authenticates to the kubelet (logs, exec).
+    pub apiserver_kubelet_client_cert: String,
+    pub apiserver_kubelet_client_key: String,
+}
+
+/// The names a pod reaches the API server by (its ClusterIP and the in-cluster DNS
+/// names), besides the address it listens on.
+const IN_CLUSTER_NAMES: [&str; 4] = [
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
+
 impl Pki {
-    pub fn generate() -> Result<Self, rcgen::Error> {
+    /// `apiserver_ips`: where the API server listens and its `kubernetes` ClusterIP.
+    /// `node`: the node's name and IP, for a test bed with a node.
+    pub fn generate(
+        apiserver_ips: &[&str],
+        node: Option<(&str, &str)>,
+    ) -> Result<Self, rcgen::Error> {
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
         ca.distinguished_name
             .push(DnType::CommonName, "pave-testenv-ca");
@@ -52,8 +82,11 @@ impl Pki {
             let cert = params.signed_by(&key, &ca)?;
             Ok::<_, rcgen::Error>((cert.pem(), key.serialize_pem()))
         };
+        let mut serving_names: Vec<String> = vec!["127.0.0.1".into(), "localhost".into()];
+        serving_names.extend(apiserver_ips.iter().map(|ip| ip.to_string()));
+        serving_names.extend(IN_CLUSTER_NAMES.map(String::from));
         let (serving_cert, serving_key) = leaf(
-            vec!["127.0.0.1".into(), "localhost".into()],
+            serving_names,
             "kube-apiserver",
             None,
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -66,7 +99,41 @@ impl Pki {
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
         let service_account = KeyPair::generate()?;
+        let node = match node {
+            None => None,
+            Some((name, ip)) => {
+                let (kubelet_client_cert, kubelet_client_key) = leaf(
+                    vec![],
+                    &format!("system:node:{name}"),
+                    Some("system:nodes"),
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                )?;
+                let (kubelet_serving_cert, kubelet_serving_key) = leaf(
+                    vec![ip.into(), name.into()],
+                    name,
+                    None,
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                )?;
+                // The kubelet asks the API server (webhook authorization) what this
+                // user may do; system:masters may do everything.
+                let (apiserver_kubelet_client_cert, apiserver_kubelet_client_key) = leaf(
+                    vec![],
+                    "kube-apiserver-kubelet-client",
+                    Some("system:masters"),
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                )?;
+                Some(NodeCerts {
+                    kubelet_client_cert,
+                    kubelet_client_key,
+                    kubelet_serving_cert,
+                    kubelet_serving_key,
+                    apiserver_kubelet_client_cert,
+                    apiserver_kubelet_client_key,
+                })
+            }
+        };
         Ok(Self {
+            node,
             ca_cert: ca.pem(),
             serving_cert,
             serving_key,
@@ -86,6 +153,17 @@ pub(crate) fn render_kubeconfig(
     client_cert: &str,
     client_key: &str,
 ) -> String {
+    render_kubeconfig_for(ADMIN_USER, server, ca_cert, client_cert, client_key)
+}
+
+/// A kubeconfig for `user`'s client certificate.
+pub(crate) fn render_kubeconfig_for(
+    user: &str,
+    server: &str,
+    ca_cert: &str,
+    client_cert: &str,
+    client_key: &str,
+) -> String {
     let b64 = |pem: &str| BASE64.encode(pem);
     format!(
         "apiVersion: v1
@@ -96,7 +174,7 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: {ADMIN_USER}
+- name: {user}
   user:
     client-certificate-data: {cert}
     client-key-data: {key}
@@ -104,7 +182,7 @@ contexts:
 - name: pave-testenv
   context:
     cluster: pave-testenv
-    user: {ADMIN_USER}
+    user: {user}
 current-context: pave-testenv
 ",
         ca = b64(ca_cert),
@@ -119,7 +197,7 @@ mod tests {
 
     #[test]
     fn generates_distinct_pem_material() {
-        let pki = Pki::generate().unwrap();
+        let pki = Pki::generate(&[], None).unwrap();
         for pem in [&pki.ca_cert, &pki.serving_cert, &pki.admin_cert] {
             assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
         }
@@ -136,7 +214,7 @@ mod tests {
 
     #[test]
     fn kubeconfig_embeds_everything_and_is_read_by_kube() {
-        let pki = Pki::generate().unwrap();
+        let pki = Pki::generate(&[], None).unwrap();
         let yaml = render_kubeconfig(
             "https://127.0.0.1:6443",
             &pki.ca_cert,

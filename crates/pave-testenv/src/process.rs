@@ -155,8 +155,19 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
 /// A minimal HTTP/1.0 request to a loopback port; returns the status code and body.
 /// Enough for etcd's and moto's plain-HTTP endpoints without an HTTP client crate.
 pub(crate) fn http(method: &str, port: u16, path: &str, body: &str) -> io::Result<(u16, String)> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    http_at("127.0.0.1", method, port, path, body)
+}
+
+/// [`http`] to another address (the node tier's).
+pub(crate) fn http_at(
+    ip: &str,
+    method: &str,
+    port: u16,
+    path: &str,
+    body: &str,
+) -> io::Result<(u16, String)> {
+    let ip: std::net::IpAddr = ip.parse().map_err(io::Error::other)?;
+    let mut stream = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let content_type = if body.is_empty() {
@@ -166,7 +177,7 @@ pub(crate) fn http(method: &str, port: u16, path: &str, body: &str) -> io::Resul
     };
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();

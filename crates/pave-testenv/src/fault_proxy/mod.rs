@@ -256,8 +256,14 @@ impl FaultProxy {
     /// runs on its own thread with its own runtime, so sync and async tests alike can
     /// use it.
     pub fn start(target: &str) -> Result<FaultProxy, Error> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(io_error("bind the fault proxy to a loopback port"))?;
+        Self::start_on("127.0.0.1", target)
+    }
+
+    /// [`FaultProxy::start`] on another of this machine's addresses: the test bed's
+    /// [`crate::TestEnv::host_ip`], for an operator that runs as a pod on the node.
+    pub fn start_on(ip: &str, target: &str) -> Result<FaultProxy, Error> {
+        let listener = TcpListener::bind((ip, 0))
+            .map_err(io_error(format!("bind the fault proxy to a port on {ip}")))?;
         let addr = listener
             .local_addr()
             .map_err(io_error("read the fault proxy's address"))?;
@@ -290,7 +296,7 @@ impl FaultProxy {
         })
     }
 
-    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    /// `http://IP:PORT`, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
