@@ -17,6 +17,9 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::application::{
+    application, operation, release, report, synced_and_healthy, wait_for_application,
+};
 use common::devenv::{condition, environment, get, get_environment, wait_phase};
 use common::proxy::{DELETES, ProxyLogOnPanic, named_by_delete, start_behind};
 use common::{LogOnPanic, Operator, eventually, holds_for, kubectl_apply};
@@ -57,81 +60,6 @@ fn gitops(destination: &str) -> Value {
         "project": "default", "destinationNamespace": destination,
         "automated": {"prune": true, "selfHeal": false},
     }})
-}
-
-fn application(env: &TestEnv, name: &str) -> Option<Value> {
-    get(
-        env,
-        &[
-            "get",
-            "applications.argoproj.io",
-            name,
-            "-n",
-            "argocd",
-            "-o",
-            "json",
-        ],
-    )
-}
-
-/// Writes `status` onto the Application as Argo CD's controller does: the CRD has no
-/// status subresource, so it is a patch of the object itself.
-fn report(env: &TestEnv, name: &str, status: Value) {
-    env.run_kubectl(&[
-        "patch",
-        "applications.argoproj.io",
-        name,
-        "-n",
-        "argocd",
-        "--type=merge",
-        "--field-manager=argocd-application-controller",
-        "-p",
-        &json!({ "status": status }).to_string(),
-    ])
-    .expect("write the Application's status");
-}
-
-fn synced_and_healthy(revision: &str) -> Value {
-    json!({
-        "sync": {"status": "Synced", "revision": revision},
-        "health": {"status": "Healthy"},
-        "operationState": operation(revision, "successfully synced (all tasks run)"),
-    })
-}
-
-/// A finished sync operation, as the CRD requires it to be written.
-fn operation(revision: &str, message: &str) -> Value {
-    json!({
-        "operation": {"sync": {"revision": revision}},
-        "startedAt": "2026-12-02T00:00:00Z",
-        "finishedAt": "2026-12-02T00:00:01Z",
-        "phase": "Succeeded",
-        "message": message,
-    })
-}
-
-/// Removes Argo CD's finalizer, as its controller does once what the Application
-/// deployed is gone.
-fn release(env: &TestEnv, name: &str) {
-    env.run_kubectl(&[
-        "patch",
-        "applications.argoproj.io",
-        name,
-        "-n",
-        "argocd",
-        "--type=json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-    ])
-    .expect("remove the Application's finalizer");
-}
-
-fn wait_for_application(env: &TestEnv, name: &str) -> Value {
-    eventually(
-        Duration::from_secs(60),
-        &format!("Application {name}"),
-        || application(env, name),
-    )
 }
 
 fn wait_condition(env: &TestEnv, ns: &str, name: &str, type_: &str, status: &str) -> Value {

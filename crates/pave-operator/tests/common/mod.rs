@@ -2,6 +2,7 @@
 //! child process, and small polling and kubectl helpers.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod application;
 pub mod devenv;
 pub mod proxy;
 
