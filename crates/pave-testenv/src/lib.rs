@@ -630,13 +630,13 @@ impl TestEnv {
         }
     }
 
-    /// Like [`TestEnv::shared`], with a real node ([`Options::node`]). A test binary
-    /// uses one or the other: a machine runs one node tier at a time.
+    /// Like [`TestEnv::shared`], with a real node ([`Options::node`]) and without
+    /// pave's CRDs: what the chart installs is what its tests use. A test binary uses
+    /// one or the other: a machine runs one node tier at a time.
     pub fn shared_with_node() -> &'static TestEnv {
         static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
         let started = SHARED.get_or_init(|| {
             let options = Options {
-                crd_dir: Some(PathBuf::from(REPO_CRDS)),
                 node: true,
                 ..Options::default()
             };
