@@ -20,13 +20,14 @@ export RUST_TEST_THREADS ?= 4
 
 SCRIPTS := crates/pave-testenv/scripts
 
-.PHONY: help demo test lint crds testbed control-plane bench
+.PHONY: help demo test lint crds testbed control-plane bench image
 
 help:
 	@echo "make demo   start a local control plane with pave and the article's examples"
 	@echo "make test   everything CI checks (lint, CRD freshness, unit and integration tests)"
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
+	@echo "make image  the operator's image as an OCI archive (no Docker needed)"
 	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards, environments and GitOps (Argo CD) on a real control plane"
 
 # Builds the control plane from upstream Go modules (cached by version) and installs
@@ -49,11 +50,16 @@ crds:
 	cargo run -q -p pave-cli -- crds --out crds
 	cp crds/*.yaml charts/pave/crds/
 
+# pave-operator's image, an OCI archive for `ctr images import` or `docker load`.
+image:
+	@bash $(SCRIPTS)/build-image.sh
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
 
 test: testbed lint
+	PAVE_IMAGE_ARCHIVE="$$(bash $(SCRIPTS)/build-image.sh)" \
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
 	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
 	PAVE_ARGOCD_CRDS="$$(bash $(SCRIPTS)/build-argocd.sh crds)" \

@@ -49,23 +49,17 @@ config:
     )
 }
 
-/// The image `make image` builds (or `PAVE_IMAGE_ARCHIVE`, an archive built already).
+/// The image `make image` builds, which `make test` passes in `PAVE_IMAGE_ARCHIVE`.
+/// The test does not build it itself: a cargo build from inside `cargo test` would
+/// wait for the lock the running `cargo test` holds.
 fn image_archive() -> PathBuf {
-    if let Some(archive) = std::env::var_os("PAVE_IMAGE_ARCHIVE") {
-        return archive.into();
+    match std::env::var_os("PAVE_IMAGE_ARCHIVE") {
+        Some(archive) => archive.into(),
+        None => panic!(
+            "PAVE_IMAGE_ARCHIVE is not set: run this test through `make test`, or set it to what \
+             `bash crates/pave-testenv/scripts/build-image.sh` prints"
+        ),
     }
-    let out = Command::new("bash")
-        .arg(format!(
-            "{REPO_ROOT}/crates/pave-testenv/scripts/build-image.sh"
-        ))
-        .output()
-        .expect("run build-image.sh");
-    assert!(
-        out.status.success(),
-        "build-image.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 fn helm(env: &TestEnv, args: &[&str]) -> Result<String, String> {
@@ -158,7 +152,215 @@ fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     environments(&bed);
     expiry_refusals_and_secrets_elsewhere(&bed);
     the_roles_grant_exactly_what_pave_used(&bed);
+    let kept = upgrades_keep_everything(&bed);
     helm_test_passes(&bed);
+    uninstall_keeps_everything(&bed, &kept);
+}
+
+/// The calls that create or delete something in the cloud.
+fn changes(proxy: &FaultProxy, from: usize) -> Vec<String> {
+    proxy.requests()[from..]
+        .iter()
+        .map(|seen| seen.action.clone())
+        .filter(|a| {
+            ["Create", "Delete", "Run", "Terminate", "Modify"]
+                .iter()
+                .any(|p| a.starts_with(p))
+        })
+        .collect()
+}
+
+fn operator_pod(env: &TestEnv) -> Value {
+    let pods: Value = serde_json::from_str(&kubectl(
+        env,
+        &[
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=pave",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    pods["items"][0].clone()
+}
+
+/// `helm upgrade` with changed values is picked up (the pod rolls, the new
+/// configuration refuses a region it no longer allows); `helm upgrade` to a new image
+/// keeps every object as it was, with no cloud call that creates or deletes. Returns
+/// the environment kept and what the cloud held for it.
+fn upgrades_keep_everything(bed: &Bed) -> (String, Value) {
+    let env = bed.env;
+    let chart = format!("{REPO_ROOT}/charts/pave");
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
+            "metadata": {"name": "kept", "namespace": "team-payments"},
+            "spec": {"parameters": {"region": "us-east-1", "clusterSize": "small"}}}),
+    );
+    let uid = wait_phase(env, "team-payments", "kept", "Ready")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = cloud(env, "us-east-1", &uid);
+
+    // New values: ap-northeast-2 is no longer allowed.
+    let first_pod = operator_pod(env)["metadata"]["uid"].clone();
+    bed.helm(&[
+        "upgrade",
+        RELEASE,
+        &chart,
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "config.allowedRegions={us-east-1}",
+        "--wait",
+        "--timeout=3m",
+    ]);
+    eventually(
+        Duration::from_secs(60),
+        "the pod rolled for the new configuration",
+        || {
+            let pod = operator_pod(env);
+            (pod["metadata"]["uid"] != first_pod && pod["metadata"]["deletionTimestamp"].is_null())
+                .then_some(())
+        },
+    );
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
+            "metadata": {"name": "now-refused", "namespace": "team-payments"},
+            "spec": {"parameters": {"region": "ap-northeast-2"}}}),
+    );
+    eventually(
+        Duration::from_secs(60),
+        "ap-northeast-2 refused by the new configuration",
+        || {
+            let obj = get_environment(env, "team-payments", "now-refused")?;
+            let ready = condition(&obj, "Ready")?;
+            (ready["status"] == "False" && ready["message"].as_str()?.contains("ap-northeast-2"))
+                .then_some(())
+        },
+    );
+    kubectl(
+        env,
+        &["delete", "devenv", "now-refused", "-n", "team-payments"],
+    );
+
+    // A new image: everything stays as it was.
+    let version = env!("CARGO_PKG_VERSION");
+    env.tag_image(
+        &format!("{IMAGE}:{version}"),
+        &format!("{IMAGE}:{version}-next"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let calls = bed.proxy.requests().len();
+    bed.helm(&[
+        "upgrade",
+        RELEASE,
+        &chart,
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        &format!("image.tag={version}-next"),
+        "--wait",
+        "--timeout=3m",
+    ]);
+    eventually(
+        Duration::from_secs(60),
+        "the new image's pod running alone",
+        || {
+            let pod = operator_pod(env);
+            let image = pod["spec"]["containers"][0]["image"].as_str()?.to_owned();
+            image.ends_with("-next").then_some(())
+        },
+    );
+    // Long enough for the new pod to resync every environment (resyncInterval 3s).
+    std::thread::sleep(Duration::from_secs(8));
+    let obj = get_environment(env, "team-payments", "kept").unwrap();
+    assert_eq!(obj["status"]["phase"], "Ready", "{obj}");
+    assert_eq!(
+        cloud(env, "us-east-1", &uid),
+        before,
+        "the cloud changed across the image upgrade"
+    );
+    let changed = changes(&bed.proxy, calls);
+    assert!(
+        changed.is_empty(),
+        "the image upgrade created or deleted in the cloud: {changed:?}"
+    );
+
+    (uid, before)
+}
+
+/// `helm uninstall` leaves the CRDs, the custom resources and the cloud resources.
+fn uninstall_keeps_everything(bed: &Bed, (uid, before): &(String, Value)) {
+    let env = bed.env;
+    let calls = bed.proxy.requests().len();
+    bed.helm(&[
+        "uninstall",
+        RELEASE,
+        "-n",
+        NAMESPACE,
+        "--wait",
+        "--timeout=2m",
+    ]);
+    let crds = kubectl(env, &["get", "crd", "-o", "name"]);
+    for crd in ["components", "scorecards", "developerenvironments"] {
+        assert!(crds.contains(&format!("{crd}.platform.pave.dev")), "{crds}");
+    }
+    assert!(get_environment(env, "team-payments", "kept").is_some());
+    get(
+        env,
+        &[
+            "get",
+            "component",
+            "payment-service",
+            "-n",
+            "team-payments",
+            "-o",
+            "json",
+        ],
+    )
+    .expect("the Component kept");
+    get(
+        env,
+        &[
+            "get",
+            "scorecard",
+            "service-maturity",
+            "-n",
+            "team-payments",
+            "-o",
+            "json",
+        ],
+    )
+    .expect("the Scorecard kept");
+    assert_eq!(
+        &cloud(env, "us-east-1", uid),
+        before,
+        "the cloud changed across uninstall"
+    );
+    assert!(changes(&bed.proxy, calls).is_empty());
+    let left = kubectl(
+        env,
+        &[
+            "get",
+            "deployment,serviceaccount,configmap,service",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "app.kubernetes.io/instance=pave",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(left.trim().is_empty(), "uninstall left: {left}");
 }
 
 /// The chart's test hook: the operator answers and the CRDs are served.

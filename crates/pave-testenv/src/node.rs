@@ -376,6 +376,28 @@ impl TestEnv {
         })
     }
 
+    /// Gives an imported image a second name (a "new version" of it, for upgrade
+    /// tests). Fails without a node.
+    pub fn tag_image(&self, from: &str, to: &str) -> Result<(), Error> {
+        let Some(node) = &self.node else {
+            return Err(Error::Node("this test bed has no node".into()));
+        };
+        let socket = node.containerd_socket();
+        let address = socket.to_string_lossy();
+        let args = [
+            "--address",
+            &address,
+            "-n",
+            "k8s.io",
+            "images",
+            "tag",
+            "--force",
+            from,
+            to,
+        ];
+        run("ctr", &args).map(drop)
+    }
+
     /// Imports an OCI image archive into the node's containerd (for pods to run with
     /// `imagePullPolicy: Never` or `IfNotPresent`). Fails without a node.
     pub fn import_image(&self, archive: &Path) -> Result<(), Error> {
