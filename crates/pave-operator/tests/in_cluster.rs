@@ -153,7 +153,6 @@ fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     expiry_refusals_and_secrets_elsewhere(&bed);
     the_roles_grant_exactly_what_pave_used(&bed);
     let kept = upgrades_keep_everything(&bed);
-    helm_test_passes(&bed);
     uninstall_keeps_everything(&bed, &kept);
 }
 
@@ -361,12 +360,6 @@ fn uninstall_keeps_everything(bed: &Bed, (uid, before): &(String, Value)) {
         ],
     );
     assert!(left.trim().is_empty(), "uninstall left: {left}");
-}
-
-/// The chart's test hook: the operator answers and the CRDs are served.
-fn helm_test_passes(bed: &Bed) {
-    let tested = bed.helm(&["test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout=2m"]);
-    assert!(tested.contains("Succeeded"), "{tested}");
 }
 
 /// `helm install --wait`: the CRDs come from the chart, and the operator pod becomes
