@@ -10,7 +10,7 @@ RUN cargo build --release --locked -p pave-operator \
  && install -m 0555 target/release/pave-operator /rootfs/pave-operator \
  && strip /rootfs/pave-operator \
  && for lib in $(ldd target/release/pave-operator | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do \
-      install -D -m 0444 "$(readlink -f "$lib")" "/rootfs$lib"; \
+      install -D -m 0555 "$(readlink -f "$lib")" "/rootfs$lib"; \
     done \
  && install -m 0444 /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
  && printf 'pave:x:65532:65532:pave:/:/nonexistent\n' >/rootfs/etc/passwd \

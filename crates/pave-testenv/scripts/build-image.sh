@@ -34,7 +34,8 @@ say "cargo build --release -p pave-operator"
 BINARY="$TARGET/release/pave-operator"
 [ -x "$BINARY" ] || die "cargo built no $BINARY: is CARGO_TARGET_DIR the one cargo used?"
 
-key=$(cat "$BINARY" "$CA_BUNDLE" | sha256sum | cut -c1-16)
+# The scripts are part of the key: a change to how the image is packed repacks it.
+key=$(cat "$BINARY" "$CA_BUNDLE" "$0" "$SCRIPTS/oci-archive.sh" | sha256sum | cut -c1-16)
 OUT="$CACHE/images/pave-operator-$VERSION-$key.tar"
 if [ -f "$OUT" ] && [ "$(cat "$OUT.name" 2>/dev/null)" = "$NAME" ]; then
   echo "$OUT"
@@ -51,7 +52,8 @@ strip "$rootfs/pave-operator" 2>/dev/null || true
 libs=$(ldd "$BINARY" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p')
 [ -n "$libs" ] || die "ldd listed no libraries for $BINARY: is it a dynamically linked glibc binary?"
 for lib in $libs; do
-  install -D -m 0444 "$(readlink -f "$lib")" "$rootfs$lib"
+  # 0555: the loader must be executable (the kernel checks it like the binary).
+  install -D -m 0555 "$(readlink -f "$lib")" "$rootfs$lib"
 done
 install -D -m 0444 "$CA_BUNDLE" "$rootfs$CA_BUNDLE"
 mkdir -p "$rootfs/etc"
@@ -60,6 +62,7 @@ printf 'pave:x:65532:\n' >"$rootfs/etc/group"
 chmod 0444 "$rootfs/etc/passwd" "$rootfs/etc/group"
 
 mkdir -p "$CACHE/images"
+rm -f "$CACHE/images/pave-operator-$VERSION-"*.tar "$CACHE/images/pave-operator-$VERSION-"*.tar.name
 bash "$SCRIPTS/oci-archive.sh" "$OUT" "$NAME" "$rootfs" 65532:65532 /pave-operator >/dev/null \
   || die "packing the image failed (see above)"
 echo "$NAME" >"$OUT.name"
