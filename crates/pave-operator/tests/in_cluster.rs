@@ -378,21 +378,7 @@ fn install(bed: &Bed) {
         "--wait",
         "--timeout=3m",
     ]);
-    let pod: Value = serde_json::from_str(&kubectl(
-        bed.env,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=pave",
-            "-o",
-            "json",
-        ],
-    ))
-    .unwrap();
-    let pod = &pod["items"][0];
+    let pod = &operator_pod(bed.env);
     assert_eq!(pod["spec"]["serviceAccountName"], RELEASE, "{pod}");
     assert_eq!(pod["spec"]["nodeName"], pave_testenv::node::NODE_NAME);
     let ready = pod["status"]["conditions"]
@@ -613,8 +599,9 @@ fn expiry_refusals_and_secrets_elsewhere(bed: &Bed) {
         env,
         &environment("too-far", json!({"parameters": {"region": "eu-west-1"}})),
     );
-    eventually(Duration::from_secs(30), "the refusal as an Event", || {
-        let events = kubectl(
+    // pave's Events about too-far, with how often each was recorded.
+    let refusals = || -> Option<Vec<u64>> {
+        let events = get(
             env,
             &[
                 "get",
@@ -624,8 +611,19 @@ fn expiry_refusals_and_secrets_elsewhere(bed: &Bed) {
                 "-o",
                 "json",
             ],
-        );
-        events.contains("too-far").then_some(())
+        )?;
+        let about = events["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["regarding"]["name"] == "too-far");
+        Some(
+            about
+                .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
+                .collect(),
+        )
+    };
+    eventually(Duration::from_secs(30), "the refusal as an Event", || {
+        refusals().filter(|counts| !counts.is_empty()).map(drop)
     });
     // The same refusal again, after a change that does not fix it.
     kubectl(
@@ -644,28 +642,7 @@ fn expiry_refusals_and_secrets_elsewhere(bed: &Bed) {
     eventually(
         Duration::from_secs(30),
         "the refusal's Event counted twice",
-        || {
-            let events: Value = serde_json::from_str(&kubectl(
-                env,
-                &[
-                    "get",
-                    "events.events.k8s.io",
-                    "-n",
-                    "team-payments",
-                    "-o",
-                    "json",
-                ],
-            ))
-            .ok()?;
-            events["items"]
-                .as_array()?
-                .iter()
-                .any(|e| {
-                    e["regarding"]["name"] == "too-far"
-                        && e["series"]["count"].as_u64().is_some_and(|c| c >= 2)
-                })
-                .then_some(())
-        },
+        || refusals()?.iter().any(|&count| count >= 2).then_some(()),
     );
     eventually(
         Duration::from_secs(120),
