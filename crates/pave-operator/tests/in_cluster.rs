@@ -577,23 +577,22 @@ fn expiry_refusals_and_secrets_elsewhere(bed: &Bed) {
         ),
     );
     wait_phase(env, "team-payments", "brief", "Ready");
+    let secret_elsewhere = || {
+        let args = [
+            "get",
+            "secret",
+            "brief-connection",
+            "-n",
+            "team-payments-secrets",
+            "-o",
+            "json",
+        ];
+        get(env, &args)
+    };
     eventually(
         Duration::from_secs(30),
         "the secret in the other namespace",
-        || {
-            get(
-                env,
-                &[
-                    "get",
-                    "secret",
-                    "brief-connection",
-                    "-n",
-                    "team-payments-secrets",
-                    "-o",
-                    "json",
-                ],
-            )
-        },
+        secret_elsewhere,
     );
     kubectl_apply(
         env,
@@ -656,22 +655,7 @@ fn expiry_refusals_and_secrets_elsewhere(bed: &Bed) {
     eventually(
         Duration::from_secs(30),
         "its secret elsewhere deleted",
-        || {
-            get(
-                env,
-                &[
-                    "get",
-                    "secret",
-                    "brief-connection",
-                    "-n",
-                    "team-payments-secrets",
-                    "-o",
-                    "json",
-                ],
-            )
-            .is_none()
-            .then_some(())
-        },
+        || secret_elsewhere().is_none().then_some(()),
     );
     kubectl(env, &["delete", "devenv", "too-far", "-n", "team-payments"]);
 }
