@@ -34,7 +34,8 @@ use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef};
 use tokio::sync::Notify;
 use tracing::{debug, info};
 
-use crate::controller::{self, Context, Observed, Shared, status_patch};
+use crate::controller::{self, Context, Observed, Shared, report_watch, status_patch};
+use crate::environment::RESOURCE as ENVIRONMENTS;
 use crate::error::Error;
 use crate::scoring::{self, Outcome, ParsedScorecard};
 
@@ -501,6 +502,7 @@ pub async fn run(
 ) {
     let impact_pending = Arc::new(Notify::new());
     // Feeds the catalog, then asks for what a change affected to be reconciled.
+    let readiness = shared.readiness.clone();
     let feed = {
         let (catalog, impact_pending) = (catalog.clone(), impact_pending.clone());
         let metrics = shared.metrics.clone();
@@ -519,30 +521,31 @@ pub async fn run(
     // Feeds the catalog in the stream itself, before the controller sees the object.
     let components = {
         let feed = feed.clone();
-        watcher(
+        let events = watcher(
             Api::<DeserializeGuard<Component>>::all(shared.client.clone()),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff()
-        // The store keeps every Component; managed fields and kubectl's copy of the
-        // last applied spec are most of an object's size and nothing here reads them.
-        .modify(|obj| {
-            obj.managed_fields_mut().clear();
-            obj.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-        })
-        .reflect(writer)
-        .inspect_ok(move |event| feed(&|state| state.on_component(event)))
-        .touched_objects()
+        .default_backoff();
+        report_watch(events, readiness.clone(), "components.platform.pave.dev")
+            // The store keeps every Component; managed fields and kubectl's copy of the
+            // last applied spec are most of an object's size and nothing here reads them.
+            .modify(|obj| {
+                obj.managed_fields_mut().clear();
+                obj.annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            })
+            .reflect(writer)
+            .inspect_ok(move |event| feed(&|state| state.on_component(event)))
+            .touched_objects()
     };
     let environments = {
         let feed = feed.clone();
-        watcher(
+        let events = watcher(
             Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff()
-        .for_each(move |event| {
+        .default_backoff();
+        report_watch(events, readiness.clone(), ENVIRONMENTS).for_each(move |event| {
             if let Ok(event) = event {
                 feed(&|state| state.on_environment(&event));
             }
@@ -551,12 +554,12 @@ pub async fn run(
     };
     let namespaces = {
         let feed = feed.clone();
-        watcher(
+        let events = watcher(
             Api::<PartialObjectMeta<Namespace>>::all(shared.client.clone()),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff()
-        .for_each(move |event| {
+        .default_backoff();
+        report_watch(events, readiness.clone(), "namespaces").for_each(move |event| {
             if let Ok(event) = event {
                 feed(&|state| state.on_namespace(&event));
             }

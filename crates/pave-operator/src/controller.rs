@@ -7,8 +7,8 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -24,8 +24,8 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, backoff};
-use crate::http::Readiness;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// The longest wait between looks at work under way in the cloud.
 const PENDING_CAP: std::time::Duration = std::time::Duration::from_secs(15);
@@ -303,16 +303,53 @@ pub fn describe<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     }
 }
 
-/// Runs one controller until the shutdown signal, watching every namespace.
-pub async fn run<K, F, Fut>(shared: Shared, name: &'static str, reconcile: F)
+/// `events` (a watcher's, after its backoff) with its failures reported as a
+/// readiness problem about `resource` (e.g. `components.platform.pave.dev`) and
+/// resolved by the next event that arrives: a watch the operator's RBAC forbids says
+/// so once in the log and in `/readyz`, and the operator is ready once it is granted.
+pub fn report_watch<S, K>(
+    events: S,
+    readiness: Arc<Readiness>,
+    resource: &'static str,
+) -> impl Stream<Item = S::Item>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    F: Fn(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
-    let api = Api::<DeserializeGuard<K>>::all(shared.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
-    run_controller(shared, name, controller, reconcile).await;
+    let about = format!("watch {resource}");
+    events.inspect(move |event| match event {
+        Ok(_) => readiness.resolve(&about),
+        Err(error) => {
+            if let Some(problem) = watch_problem(resource, error) {
+                readiness.report(&about, problem);
+            }
+        }
+    })
+}
+
+/// What to tell a person about a failed watch, or `None` for the routine expiry of a
+/// watch (410 Gone), after which the watcher lists again.
+fn watch_problem(resource: &str, error: &watcher::Error) -> Option<String> {
+    let status = match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => match e {
+            kube::Error::Api(status) => Some((status.code, status.message.clone())),
+            _ => None,
+        },
+        watcher::Error::WatchError(status) => Some((status.code, status.message.clone())),
+        watcher::Error::NoResourceVersion => None,
+    };
+    Some(match status {
+        Some((410, _)) => return None,
+        Some((403, message)) => format!(
+            "cannot list and watch {resource}: {message}: grant the operator's ServiceAccount \
+             list and watch on {resource} (the chart's ClusterRole has them: rbac.create=true)"
+        ),
+        Some((404, _)) => format!(
+            "cannot list and watch {resource}: the API server does not serve it: install its CRD"
+        ),
+        _ => format!("cannot list and watch {resource}: {error}; retrying"),
+    })
 }
 
 /// Runs a prepared controller together with `background`, the tasks that feed it
@@ -406,7 +443,9 @@ pub async fn run_controller<K, F, Fut>(
                     debug!(%obj, "object gone");
                     gone.forget_failures(&key_of(&obj));
                 }
-                Err(e) => warn!(controller = name, error = %e, "watch failed; retrying"),
+                // A failing watch is reported once, as a readiness problem, by
+                // `report_watch` around the stream; here it would repeat each retry.
+                Err(e) => debug!(controller = name, error = %e, "watch failed; retrying"),
             }
             std::future::ready(())
         });

@@ -1,9 +1,9 @@
 //! The operator's HTTP endpoints: `/healthz` (the process answers), `/readyz` (every
-//! controller has listed its objects once) and `/metrics`.
+//! controller has listed its objects once and nothing outside the process stops it;
+//! otherwise 503 and why, see `readiness`) and `/metrics`.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -13,39 +13,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
-
-/// Which controllers have completed their first list. Until all have, the operator
-/// would reconcile against a partial view, so it reports itself not ready.
-pub struct Readiness {
-    controllers: Vec<(&'static str, AtomicBool)>,
-}
-
-impl Readiness {
-    pub fn new(controllers: &[&'static str]) -> Self {
-        let controllers = controllers
-            .iter()
-            .map(|&name| (name, AtomicBool::new(false)))
-            .collect();
-        Readiness { controllers }
-    }
-
-    pub fn mark_synced(&self, controller: &str) {
-        for (name, synced) in &self.controllers {
-            if *name == controller {
-                synced.store(true, Ordering::Release);
-            }
-        }
-    }
-
-    /// The controllers that have not synced yet; empty once the operator is ready.
-    pub fn waiting_for(&self) -> Vec<&'static str> {
-        self.controllers
-            .iter()
-            .filter(|(_, synced)| !synced.load(Ordering::Acquire))
-            .map(|(name, _)| *name)
-            .collect()
-    }
-}
+use crate::readiness::Readiness;
 
 #[derive(Clone)]
 struct AppState {
@@ -71,12 +39,9 @@ pub async fn serve(
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let waiting = state.readiness.waiting_for();
-    if waiting.is_empty() {
-        (StatusCode::OK, "ok\n".to_owned())
-    } else {
-        let body = format!("waiting for the first sync of: {}\n", waiting.join(", "));
-        (StatusCode::SERVICE_UNAVAILABLE, body)
+    match state.readiness.not_ready() {
+        None => (StatusCode::OK, "ok\n".to_owned()),
+        Some(reasons) => (StatusCode::SERVICE_UNAVAILABLE, reasons),
     }
 }
 
@@ -118,6 +83,17 @@ mod tests {
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         readiness.mark_synced("pave-catalog");
+        readiness.report(
+            "crds",
+            "CRD scorecards.platform.pave.dev is not installed".into(),
+        );
+        let response = get(addr, "/readyz").await;
+        assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+        assert!(response.ends_with(
+            "\r\n\r\nCRD scorecards.platform.pave.dev is not installed\n\
+             waiting for the first sync of: pave-scorecards\n"
+        ));
+        readiness.resolve("crds");
         let response = get(addr, "/readyz").await;
         assert!(response.starts_with("HTTP/1.1 503"), "{response}");
         assert!(response.ends_with("waiting for the first sync of: pave-scorecards\n"));

@@ -1,15 +1,21 @@
 //! pave's operator: three controllers (catalog, environments, scorecards) over the
 //! `platform.pave.dev/v1alpha1` kinds, plus health and metrics over HTTP.
 //!
-//! Startup fails fast with one line that says what to do: no cluster is exit code 1,
-//! missing CRDs exit code 2. SIGTERM or SIGINT stops everything cleanly (exit code 0).
+//! The HTTP server starts first, so the probes answer from the start. What the process
+//! cannot get past by itself (no Kubernetes configuration, an API server that does not
+//! answer, a port in use) exits with one line that says what to do (exit code 1).
+//! What a person fixes in the cluster (CRDs not installed, RBAC missing, no AWS
+//! credentials) is reported once in the log and in `/readyz`, and waited for; see
+//! `readiness`. SIGTERM or SIGINT stops everything cleanly (exit code 0).
 
+pub mod check;
 pub mod component;
 pub mod controller;
 pub mod environment;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod readiness;
 pub mod scorecard;
 pub mod scoring;
 
@@ -26,14 +32,14 @@ use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::controller::{Shared, ShutdownSignal};
-use crate::http::Readiness;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// Every controller, by the name used as field manager, event reporter and metrics label.
 const CONTROLLERS: [&str; 3] = [component::NAME, environment::NAME, scorecard::NAME];
 
 /// Plurals of the kinds pave serves, as `kubectl get crd` names them with the group.
-const KINDS: [&str; 3] = ["components", "developerenvironments", "scorecards"];
+pub const KINDS: [&str; 3] = ["components", "developerenvironments", "scorecards"];
 
 /// How long running reconciles and HTTP requests get to finish after a stop signal;
 /// well inside Kubernetes' default 30 s termination grace period.
@@ -63,6 +69,16 @@ pub struct Args {
     /// every field has a documented default (examples/operator-config.yaml).
     #[arg(long, env = "PAVE_CONFIG")]
     pub config: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Check that a running operator is ready and pave's CRDs are served (the chart's
+    /// `helm test`); exit code 1 and why when not.
+    Check(check::CheckArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,15 +98,6 @@ pub enum Fatal {
         "cannot reach the Kubernetes API server at {url}: {error}: check KUBECONFIG (or the pod's network and service account) and start again"
     )]
     Connect { url: String, error: String },
-    #[error(
-        "{} not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/' (or 'kubectl pave crds | kubectl apply --server-side -f -') and start again",
-        crd_list(.0)
-    )]
-    CrdsMissing(Vec<String>),
-    #[error(
-        "cannot list the API group {group}: {error}: check the operator's RBAC and start again"
-    )]
-    Discovery { group: String, error: String },
     #[error("cannot listen on {addr}: {error}: choose another --metrics-addr")]
     Listen { addr: SocketAddr, error: String },
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
@@ -99,27 +106,6 @@ pub enum Fatal {
     ShutdownTimeout,
     #[error("cannot use the configuration {path}: {error}: fix it and start again")]
     ConfigFile { path: String, error: String },
-    #[error(
-        "cannot read the kube-system namespace to name this cluster: {0}: allow the operator to get namespaces, or set PAVE_CLUSTER_ID, and start again"
-    )]
-    ClusterId(String),
-}
-
-impl Fatal {
-    /// 2 for missing CRDs (the cluster is reachable but not prepared), 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Fatal::CrdsMissing(_) => 2,
-            _ => 1,
-        }
-    }
-}
-
-fn crd_list(missing: &[String]) -> String {
-    match missing {
-        [one] => format!("CRD {one} is"),
-        many => format!("CRDs {} are", many.join(", ")),
-    }
 }
 
 /// Installs the global tracing subscriber; logs go to stderr.
@@ -139,54 +125,52 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
     info!(version = env!("CARGO_PKG_VERSION"), "starting");
     let shutdown = shutdown_signal()?;
     let config = Arc::new(load_config(args.config.as_deref())?);
-    // A stop signal while the API server is slow to answer still stops at once.
-    let (client, listener) = tokio::select! {
-        started = start(args.metrics_addr) => started?,
-        () = shutdown.clone() => return Ok(()),
-    };
+    let listener = listen(args.metrics_addr).await?;
     let addr = listener.local_addr().map_err(|e| Fatal::Listen {
         addr: args.metrics_addr,
         error: e.to_string(),
     })?;
-    let cluster_id = match args.cluster_id {
-        Some(id) => id,
-        None => default_cluster_id(&client).await?,
-    };
-    info!(%cluster_id, "cloud resources are tagged with this cluster id");
     // Tests read the port from this line when they ask for port 0.
     info!("listening on http://{addr}");
 
-    let shared = Shared {
-        client,
-        metrics: Arc::new(Metrics::new(&CONTROLLERS)),
-        readiness: Arc::new(Readiness::new(&CONTROLLERS)),
-        shutdown: shutdown.clone(),
-    };
-    let server = http::serve(
-        listener,
-        shared.metrics.clone(),
-        shared.readiness.clone(),
-        shutdown.clone(),
-    )
-    .map(|result| {
-        if let Err(e) = result {
-            warn!(error = %e, "HTTP server failed");
-        }
-    });
-    let (catalog, triggered) = component::CatalogHandle::new();
-    let controllers = futures::future::join3(
-        component::run(shared.clone(), catalog.clone(), triggered),
-        environment::run(shared.clone(), config, cluster_id),
-        scorecard::run(shared, catalog),
+    let metrics = Arc::new(Metrics::new(&CONTROLLERS));
+    let readiness = Arc::new(Readiness::new(&CONTROLLERS));
+    let server = tokio::spawn(
+        http::serve(
+            listener,
+            metrics.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+        )
+        .map(|result| {
+            if let Err(e) = result {
+                warn!(error = %e, "HTTP server failed");
+            }
+        }),
     );
-    let work = futures::future::join(controllers, server);
-    tokio::pin!(work);
-    tokio::select! {
-        _ = &mut work => return Ok(()),
-        () = shutdown => {}
-    }
-    match tokio::time::timeout(SHUTDOWN_GRACE, work).await {
-        Ok(_) => {
+    let operator = operate(
+        metrics,
+        readiness,
+        shutdown.clone(),
+        config,
+        args.cluster_id,
+    );
+    tokio::pin!(operator);
+    let ended = tokio::select! {
+        result = &mut operator => Some(result),
+        () = shutdown => None,
+    };
+    let stopped = async {
+        match ended {
+            Some(result) => result?,
+            None => operator.await?,
+        }
+        let _ = server.await;
+        Ok(())
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, stopped).await {
+        Ok(result) => {
+            result?;
             info!("stopped");
             Ok(())
         }
@@ -194,18 +178,37 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
     }
 }
 
-/// `k8s-<uid of kube-system>`: unique per cluster, stable for its lifetime.
-async fn default_cluster_id(client: &Client) -> Result<String, Fatal> {
-    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
-    let namespace = namespaces
-        .get("kube-system")
-        .await
-        .map_err(|e| Fatal::ClusterId(e.to_string()))?;
-    namespace
-        .metadata
-        .uid
-        .map(|uid| format!("k8s-{uid}"))
-        .ok_or_else(|| Fatal::ClusterId("it has no uid".into()))
+/// Connects, waits for the CRDs and runs the controllers until the stop signal.
+async fn operate(
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    shutdown: ShutdownSignal,
+    config: Arc<pave_cloud::config::OperatorConfig>,
+    cluster_id: Option<String>,
+) -> Result<(), Fatal> {
+    // A stop signal while the API server is slow to answer still stops at once.
+    let client = tokio::select! {
+        client = connect() => client?,
+        () = shutdown.clone() => return Ok(()),
+    };
+    let crds = readiness.until_ok("crds", &shutdown, || check_crds(&client));
+    if crds.await.is_none() {
+        return Ok(());
+    }
+    let shared = Shared {
+        client,
+        metrics,
+        readiness,
+        shutdown,
+    };
+    let (catalog, triggered) = component::CatalogHandle::new();
+    futures::future::join3(
+        component::run(shared.clone(), catalog.clone(), triggered),
+        environment::run(shared.clone(), config, cluster_id),
+        scorecard::run(shared, catalog),
+    )
+    .await;
+    Ok(())
 }
 
 /// The operator configuration from `path`, or the defaults.
@@ -223,17 +226,12 @@ fn load_config(
     pave_cloud::config::OperatorConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))
 }
 
-/// Connects, checks the CRDs and binds the HTTP listener.
-async fn start(metrics_addr: SocketAddr) -> Result<(Client, TcpListener), Fatal> {
-    let client = connect().await?;
-    check_crds(&client).await?;
-    let listener = TcpListener::bind(metrics_addr)
-        .await
-        .map_err(|e| Fatal::Listen {
-            addr: metrics_addr,
-            error: e.to_string(),
-        })?;
-    Ok((client, listener))
+/// The HTTP listener, bound before anything else so the probes answer at once.
+async fn listen(addr: SocketAddr) -> Result<TcpListener, Fatal> {
+    TcpListener::bind(addr).await.map_err(|e| Fatal::Listen {
+        addr,
+        error: e.to_string(),
+    })
 }
 
 /// A future that resolves on the first SIGTERM or SIGINT. The handlers are installed
@@ -287,26 +285,38 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 }
 
 /// Asks discovery (which every authenticated user may read) whether the three kinds
-/// are served at `v1alpha1`.
-async fn check_crds(client: &Client) -> Result<(), Fatal> {
+/// are served at `v1alpha1`; if not, what is missing and how to install it.
+pub(crate) async fn check_crds(client: &Client) -> Result<(), String> {
     let group = format!("{}/{}", pave_api::GROUP, pave_api::VERSION);
     let served: Vec<String> = match client.list_api_group_resources(&group).await {
         Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
         // The group/version does not exist at all: none of the CRDs is installed.
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
         Err(e) => {
-            return Err(Fatal::Discovery {
-                group,
-                error: with_causes(&e),
-            });
+            return Err(format!(
+                "cannot list the API group {group}: {}: check that the API server answers \
+                 discovery to the operator's ServiceAccount (the system:discovery role)",
+                with_causes(&e)
+            ));
         }
     };
-    let missing = missing_crds(&served);
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Fatal::CrdsMissing(missing))
+    match missing_crds(&served).as_slice() {
+        [] => Ok(()),
+        missing => Err(crds_missing(missing)),
     }
+}
+
+/// What to say when CRDs are not served.
+fn crds_missing(missing: &[String]) -> String {
+    let list = match missing {
+        [one] => format!("CRD {one} is"),
+        many => format!("CRDs {} are", many.join(", ")),
+    };
+    format!(
+        "{list} not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/' \
+         (or 'kubectl pave crds | kubectl apply --server-side -f -', or the chart without \
+         --skip-crds); pave starts once they are served"
+    )
 }
 
 /// The full CRD names of the kinds absent from a discovery list of resource names.
@@ -327,12 +337,10 @@ mod tests {
         let served = ["components", "components/status", "scorecards"].map(String::from);
         let missing = missing_crds(&served);
         assert_eq!(missing, ["developerenvironments.platform.pave.dev"]);
-        let fatal = Fatal::CrdsMissing(missing);
-        assert_eq!(fatal.exit_code(), 2);
-        assert!(fatal.to_string().starts_with(
+        assert!(crds_missing(&missing).starts_with(
             "CRD developerenvironments.platform.pave.dev is not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/'"
         ));
-        assert!(Fatal::CrdsMissing(missing_crds(&[])).to_string().starts_with(
+        assert!(crds_missing(&missing_crds(&[])).starts_with(
             "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, scorecards.platform.pave.dev are not installed"
         ));
     }

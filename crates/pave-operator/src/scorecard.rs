@@ -22,7 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use pave_api::Scorecard;
 
 use crate::component::CatalogHandle;
-use crate::controller::{self, Context, Observed, Shared};
+use crate::controller::{self, Context, Observed, Shared, report_watch};
 use crate::error::Error;
 
 pub const NAME: &str = "pave-scorecards";
@@ -42,11 +42,16 @@ pub async fn run(shared: Shared, catalog: CatalogHandle) {
     let (reader, writer) = reflector::store::<DeserializeGuard<Scorecard>>();
     let scorecards = {
         let catalog = catalog.clone();
-        watcher(
+        let events = watcher(
             Api::<DeserializeGuard<Scorecard>>::all(shared.client.clone()),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff()
+        .default_backoff();
+        report_watch(
+            events,
+            shared.readiness.clone(),
+            "scorecards.platform.pave.dev",
+        )
         .reflect(writer)
         .inspect_ok(move |event| catalog.on_scorecard(event))
         .touched_objects()

@@ -1,6 +1,7 @@
 //! The real `pave-operator` binary against the real test bed: it starts, becomes
 //! ready, acknowledges a Component applied with kubectl, leaves a steady cluster
-//! alone, and stops cleanly on SIGTERM. Startup failures exit with one clear line.
+//! alone, and stops cleanly on SIGTERM. What it cannot get past exits with one clear line;
+//! what a person fixes in the cluster is waited for and named in `/readyz`.
 
 mod common;
 
@@ -142,25 +143,42 @@ fn missing_configuration_and_unreachable_server_exit_1_with_one_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// CRDs not installed yet are something a person fixes in the cluster, so the operator
+/// waits instead of exiting into a crash loop: it says so once in the log and in
+/// `/readyz` (while `/healthz` answers, so a liveness probe leaves it alone), and
+/// starts by itself once the CRDs are served.
 #[test]
-fn cluster_without_pave_crds_exits_2_naming_the_fix() {
+fn cluster_without_pave_crds_waits_naming_the_fix_then_starts() {
     // A control plane of its own: the shared one has the CRDs installed.
     let env = TestEnv::start(Options::default()).expect("start a test bed without CRDs");
-    let output = Command::new(env!("CARGO_BIN_EXE_pave-operator"))
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", env.kubeconfig_path())
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert_eq!(
-        stderr.trim_end(),
-        "pave-operator: CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, \
+    let mut operator = Operator::start(&env);
+    let problem = "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, \
          scorecards.platform.pave.dev are not installed: install pave's CRDs with \
-         'kubectl apply --server-side -f crds/' (or 'kubectl pave crds | kubectl apply --server-side -f -') \
-         and start again"
+         'kubectl apply --server-side -f crds/' (or 'kubectl pave crds | kubectl apply \
+         --server-side -f -', or the chart without --skip-crds); pave starts once they are served";
+    eventually(
+        Duration::from_secs(30),
+        "/readyz naming the missing CRDs",
+        || {
+            let (code, body) = operator.get("/readyz");
+            (code == 503 && body.starts_with(&format!("{problem}\n"))).then_some(())
+        },
     );
+    assert_eq!(operator.get("/healthz").0, 200);
+    // Several retries later (1, 2, 4 s apart), still one line.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = operator.log.lock().unwrap().clone();
+    assert_eq!(log.matches(problem).count(), 1, "{log}");
+
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    env.run_kubectl(&["apply", "--server-side", "-f", crds.to_str().unwrap()])
+        .expect("install the CRDs");
+    eventually(Duration::from_secs(30), "/readyz answering 200", || {
+        (operator.get("/readyz").0 == 200).then_some(())
+    });
+    assert!(operator.log.lock().unwrap().contains("resolved"));
+    let status = operator.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", operator.log.lock().unwrap());
 }
 
 /// Two clusters on defaults in one AWS account must not sweep each other's resources,

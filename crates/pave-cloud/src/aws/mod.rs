@@ -537,6 +537,36 @@ impl Aws {
     }
 }
 
+/// Asks the default credentials chain (environment, profile, web identity, IMDS) for
+/// credentials, as [`Aws::connect`]'s clients will, or why none did. Makes no EC2 or
+/// RDS call (web identity asks STS for a session).
+pub async fn find_credentials(region: &str, endpoint: Option<&str>) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let shared = loader(region, endpoint).load().await;
+    let provider = shared
+        .credentials_provider()
+        .ok_or_else(|| "no credentials provider is configured".to_owned())?;
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(with_causes(&error)),
+    }
+}
+
+/// The error and its causes: the SDK's top-level messages often say only which
+/// provider failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = e.source();
+    }
+    text
+}
+
 fn loader(region: &str, endpoint: Option<&str>) -> aws_config::ConfigLoader {
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))

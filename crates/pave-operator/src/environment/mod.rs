@@ -30,6 +30,7 @@
 //! a resync that finds nothing writes nothing.
 //!
 //! One file per concern, in the order a reconcile meets them:
+//! - `prerequisites`: the cluster id and AWS credentials, waited for at start;
 //! - `guardrails`: the request as the policy check sees it, and the cluster facts it needs;
 //! - `addresses`: the environment's address block;
 //! - `secret`: the connection secret (password before the database, endpoint after);
@@ -46,6 +47,7 @@ mod cloud;
 mod drift;
 pub mod gitops;
 mod guardrails;
+mod prerequisites;
 mod progress;
 mod secret;
 mod sweeper;
@@ -83,6 +85,9 @@ use crate::error::Error;
 
 pub const NAME: &str = "pave-environments";
 
+/// The kind's resource, as RBAC and messages name it.
+pub const RESOURCE: &str = "developerenvironments.platform.pave.dev";
+
 pub use pave_api::environment::{ABANDON, ACCEPT_SECRETS, FINALIZER};
 
 /// How many environments are reconciled at once.
@@ -99,15 +104,22 @@ impl ObservedStatus for DeveloperEnvironment {
     }
 }
 
-pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String) {
+pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option<String>) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let Some(cluster_id) =
+        prerequisites::prerequisites(&shared, cluster_id, endpoint.as_deref()).await
+    else {
+        return;
+    };
     let (reader, writer) = reflector::store::<DeserializeGuard<DeveloperEnvironment>>();
-    let environments = watcher(
+    let events = watcher(
         Api::<DeserializeGuard<DeveloperEnvironment>>::all(shared.client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects();
+    .default_backoff();
+    let environments = controller::report_watch(events, shared.readiness.clone(), RESOURCE)
+        .reflect(writer)
+        .touched_objects();
     // Argo CD's Applications of pave's environments, watched (not polled): a change
     // of sync or health reconciles the environment, which mirrors it from this store.
     // Without Argo CD's CRD the watch retries with backoff and the store stays empty.
@@ -134,7 +146,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: String
     let cloud = Arc::new(Cloud {
         config,
         cluster_id,
-        endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
+        endpoint,
         clients: Mutex::default(),
         inventories: Mutex::default(),
         cidrs: Mutex::default(),
