@@ -140,6 +140,8 @@ fn defaults_and_every_optional_block_render() {
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
+            // The helm test hook.
+            "Pod",
             "Role",
             "RoleBinding",
             "Service",
@@ -182,32 +184,86 @@ fn defaults_and_every_optional_block_render() {
 }
 
 #[test]
-fn the_pod_is_hardened() {
+fn the_pods_are_hardened() {
     let objects = template(&[]).unwrap();
-    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
-    assert_eq!(pod["automountServiceAccountToken"], false);
-    let container = &pod["containers"][0];
-    let security = &container["securityContext"];
-    assert_eq!(security["readOnlyRootFilesystem"], true);
-    assert_eq!(security["allowPrivilegeEscalation"], false);
-    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    let operator = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    let check = &of_kind(&objects, "Pod")[0]["spec"];
+    for pod in [operator, check] {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        let container = &pod["containers"][0];
+        let security = &container["securityContext"];
+        assert_eq!(security["readOnlyRootFilesystem"], true);
+        assert_eq!(security["allowPrivilegeEscalation"], false);
+        assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert!(container["resources"]["limits"]["memory"].is_string());
+        assert!(container["resources"]["requests"]["cpu"].is_string());
+        // The API token is mounted into pave's container only.
+        let token = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "token")
+            .unwrap();
+        assert!(token["projected"]["sources"][0]["serviceAccountToken"].is_object());
+    }
+    let container = &operator["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert!(container["resources"]["limits"]["memory"].is_string());
-    assert!(container["resources"]["requests"]["cpu"].is_string());
-    // The API token is mounted into pave's container only.
-    let token = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "token")
-        .unwrap();
-    assert!(token["projected"]["sources"][0]["serviceAccountToken"].is_object());
+}
+
+/// The helm test pod asks the operator through the metrics Service, which must not
+/// count it as one of the operator's pods (nor may the PodDisruptionBudget or the
+/// NetworkPolicy), and is gone once it passed: helm never removes hooks itself.
+#[test]
+fn the_helm_test_checks_the_operator_through_its_service() {
+    let objects = template(&["--set", "networkPolicy.enabled=true", "--set-json",
+        r#"networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"name":"monitoring"}}}]"#]).unwrap();
+    let check = of_kind(&objects, "Pod")[0];
+    let annotations = &check["metadata"]["annotations"];
+    assert_eq!(annotations["helm.sh/hook"], "test");
+    assert_eq!(
+        annotations["helm.sh/hook-delete-policy"],
+        "before-hook-creation,hook-succeeded"
+    );
+    let service = of_kind(&objects, "Service")[0];
+    assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+    let selects_check = |selector: &Value| {
+        selector.as_object().is_some_and(|labels| {
+            labels
+                .iter()
+                .all(|(k, v)| check["metadata"]["labels"][k] == *v)
+        })
+    };
+    assert!(!selects_check(&service["spec"]["selector"]));
+    let policy = of_kind(&objects, "NetworkPolicy")[0];
+    assert!(!selects_check(
+        &policy["spec"]["podSelector"]["matchLabels"]
+    ));
+    // ...but lets it in when scrapes are limited to some sources.
+    let from = policy["spec"]["ingress"][0]["from"].as_array().unwrap();
+    assert!(
+        from.iter()
+            .any(|peer| selects_check(&peer["podSelector"]["matchLabels"]))
+    );
+    let args = &check["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args,
+        &serde_json::json!(["check", "--url=http://$(PAVE_METRICS_SERVICE_HOST):8080"])
+    );
+}
+
+#[test]
+fn rbac_can_be_left_to_another_tool() {
+    let objects = template(&["--set", "rbac.create=false"]).unwrap();
+    for kind in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(of_kind(&objects, kind).is_empty(), "{kind}");
+    }
+    assert_eq!(of_kind(&objects, "ServiceAccount").len(), 1);
 }
 
 #[test]
