@@ -317,6 +317,8 @@ where
 {
     let about = format!("watch {resource}");
     events.inspect(move |event| match event {
+        // Init only says a list is about to start; it comes before each attempt.
+        Ok(watcher::Event::Init) => {}
         Ok(_) => readiness.resolve(&about),
         Err(error) => {
             if let Some(problem) = watch_problem(resource, error) {
@@ -492,6 +494,50 @@ fn retry_delay(pending: bool, attempt: u32) -> std::time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A forbidden list fails after each `Init`: the problem stays open (and is logged
+    /// once) until the list succeeds, and 410 Gone, the routine end of a watch, is no
+    /// problem at all.
+    #[tokio::test]
+    async fn a_failing_watch_is_one_problem_until_a_list_succeeds() {
+        let forbidden = || {
+            let mut status = kube::core::Status::failure("components is forbidden", "Forbidden");
+            status.code = 403;
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(
+                Box::new(status),
+            )))
+        };
+        let readiness = Arc::new(Readiness::new(&[]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let events: Vec<Result<watcher::Event<()>, watcher::Error>> = vec![
+            Ok(watcher::Event::Init),
+            forbidden(),
+            Ok(watcher::Event::Init),
+            forbidden(),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Err(watcher::Error::WatchError(Box::new({
+                let mut gone = kube::core::Status::failure("too old", "Expired");
+                gone.code = 410;
+                gone
+            }))),
+        ];
+        let stream = futures::stream::iter(events);
+        let probe = readiness.clone();
+        let record = seen.clone();
+        report_watch(stream, readiness.clone(), "components.platform.pave.dev")
+            .for_each(|_| {
+                record.lock().unwrap().push(probe.problems());
+                std::future::ready(())
+            })
+            .await;
+        let seen = seen.lock().unwrap();
+        let open: Vec<usize> = seen.iter().map(Vec::len).collect();
+        assert_eq!(open, [0, 1, 1, 1, 1, 0, 0]);
+        assert!(seen[1][0].starts_with(
+            "cannot list and watch components.platform.pave.dev: components is forbidden: grant"
+        ));
+    }
 
     #[test]
     fn pending_work_is_polled_with_a_short_backoff_that_restarts_on_progress() {

@@ -108,9 +108,22 @@ pub enum Fatal {
     ConfigFile { path: String, error: String },
 }
 
+/// `spec` without kube's own warning for each failed watch attempt, unless it names
+/// kube's crates itself: pave reports a failing watch once, with the fix, as a
+/// readiness problem (`controller::report_watch`), and a warning per retry would bury
+/// that line.
+fn quiet_watcher(spec: String) -> String {
+    if spec.contains("kube_runtime") {
+        spec
+    } else {
+        format!("{spec},kube_runtime::watcher=error")
+    }
+}
+
 /// Installs the global tracing subscriber; logs go to stderr.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(quiet_watcher(spec)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -343,6 +356,18 @@ mod tests {
         assert!(crds_missing(&missing_crds(&[])).starts_with(
             "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, scorecards.platform.pave.dev are not installed"
         ));
+    }
+
+    #[test]
+    fn kubes_watch_warnings_are_off_unless_asked_for() {
+        assert_eq!(
+            quiet_watcher("info".into()),
+            "info,kube_runtime::watcher=error"
+        );
+        assert_eq!(
+            quiet_watcher("kube_runtime=debug".into()),
+            "kube_runtime=debug"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! RBAC check reads what the scenarios made pave do), so they run in order in one
 //! test; each phase is its own function and says what failed.
 
+#[path = "in_cluster/bad_input.rs"]
+mod bad_input;
 mod common;
 
 use std::collections::BTreeSet;
@@ -153,7 +155,32 @@ fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     expiry_refusals_and_secrets_elsewhere(&bed);
     the_roles_grant_exactly_what_pave_used(&bed);
     let kept = upgrades_keep_everything(&bed);
+    helm_test_passes(&bed);
     uninstall_keeps_everything(&bed, &kept);
+    bad_input::bad_input_is_reported_once_and_fixed_by_upgrades(&bed);
+}
+
+/// `helm test`: the check pod finds the operator ready and the CRDs served, and is
+/// deleted once it passed (helm would never remove it).
+fn helm_test_passes(bed: &Bed) {
+    let out = bed.helm(&["test", RELEASE, "-n", NAMESPACE, "--timeout=2m"]);
+    assert!(out.contains("Phase:          Succeeded"), "{out}");
+    eventually(Duration::from_secs(30), "the test pod deleted", || {
+        let pods = kubectl(
+            bed.env,
+            &[
+                "get",
+                "pods",
+                "-n",
+                NAMESPACE,
+                "-l",
+                "app.kubernetes.io/component=test",
+                "-o",
+                "name",
+            ],
+        );
+        pods.trim().is_empty().then_some(())
+    });
 }
 
 /// The calls that create or delete something in the cloud.
@@ -350,7 +377,7 @@ fn uninstall_keeps_everything(bed: &Bed, (uid, before): &(String, Value)) {
         env,
         &[
             "get",
-            "deployment,serviceaccount,configmap,service",
+            "deployment,pod,serviceaccount,configmap,service",
             "-n",
             NAMESPACE,
             "-l",
