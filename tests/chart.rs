@@ -212,6 +212,8 @@ fn the_pods_are_hardened() {
         assert!(token["projected"]["sources"][0]["serviceAccountToken"].is_object());
     }
     let container = &operator["containers"][0];
+    let deployment = of_kind(&objects, "Deployment")[0];
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
 }

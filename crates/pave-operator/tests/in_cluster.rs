@@ -328,14 +328,7 @@ fn upgrades_keep_everything(bed: &Bed) -> (String, Value) {
 fn uninstall_keeps_everything(bed: &Bed, (uid, before): &(String, Value)) {
     let env = bed.env;
     let calls = bed.proxy.requests().len();
-    bed.helm(&[
-        "uninstall",
-        RELEASE,
-        "-n",
-        NAMESPACE,
-        "--wait",
-        "--timeout=2m",
-    ]);
+    uninstall(bed);
     let crds = kubectl(env, &["get", "crd", "-o", "name"]);
     for crd in ["components", "scorecards", "developerenvironments"] {
         assert!(crds.contains(&format!("{crd}.platform.pave.dev")), "{crds}");
@@ -373,20 +366,35 @@ fn uninstall_keeps_everything(bed: &Bed, (uid, before): &(String, Value)) {
         "the cloud changed across uninstall"
     );
     assert!(changes(&bed.proxy, calls).is_empty());
-    let left = kubectl(
-        env,
-        &[
-            "get",
-            "deployment,pod,serviceaccount,configmap,service",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/instance=pave",
-            "-o",
-            "name",
-        ],
-    );
-    assert!(left.trim().is_empty(), "uninstall left: {left}");
+}
+
+/// `helm uninstall`, and then none of the release's objects is left (the pods go a
+/// moment after their Deployment).
+fn uninstall(bed: &Bed) {
+    bed.helm(&[
+        "uninstall",
+        RELEASE,
+        "-n",
+        NAMESPACE,
+        "--wait",
+        "--timeout=2m",
+    ]);
+    eventually(Duration::from_secs(60), "no release object left", || {
+        let left = kubectl(
+            bed.env,
+            &[
+                "get",
+                "deployment,pod,serviceaccount,configmap,service",
+                "-n",
+                NAMESPACE,
+                "-l",
+                &format!("app.kubernetes.io/instance={RELEASE}"),
+                "-o",
+                "name",
+            ],
+        );
+        left.trim().is_empty().then_some(())
+    });
 }
 
 /// `helm install --wait`: the CRDs come from the chart, and the operator pod becomes

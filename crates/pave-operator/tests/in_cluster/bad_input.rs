@@ -84,16 +84,9 @@ pub fn bad_input_is_reported_once_and_fixed_by_upgrades(bed: &Bed) {
         "--timeout=2m",
     ]);
     assert_ne!(operator_pod(bed.env)["metadata"]["name"], pod.as_str());
-    bed.helm(&[
-        "uninstall",
-        RELEASE,
-        "-n",
-        NAMESPACE,
-        "--wait",
-        "--timeout=2m",
-    ]);
-    let left = kubectl(bed.env, &["get", "pods", "-n", NAMESPACE, "-o", "name"]);
-    assert!(left.trim().is_empty(), "uninstall left: {left}");
+    // Passing now, the test replaces the failed run's pod and then removes its own.
+    super::helm_test_passes(bed);
+    super::uninstall(bed);
 }
 
 /// Waits for the newest operator pod to log `problem`, then checks that, retries
