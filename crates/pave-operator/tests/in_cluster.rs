@@ -150,10 +150,12 @@ fn prepare() -> Bed {
 fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     let bed = prepare();
     install(&bed);
+    let installed = std::time::Instant::now();
     catalog_and_scorecards(&bed);
     environments(&bed);
     expiry_refusals_and_secrets_elsewhere(&bed);
     the_roles_grant_exactly_what_pave_used(&bed);
+    report_usage(&bed, installed.elapsed());
     let kept = upgrades_keep_everything(&bed);
     helm_test_passes(&bed);
     uninstall_keeps_everything(&bed, &kept);
@@ -181,6 +183,26 @@ fn helm_test_passes(bed: &Bed) {
         );
         pods.trim().is_empty().then_some(())
     });
+}
+
+/// What the operator pod used during the scenarios above, for the chart's resource
+/// settings: printed, not asserted (tests assert behaviour, not sizes).
+fn report_usage(bed: &Bed, over: Duration) {
+    let pod = operator_pod(bed.env);
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let usage = bed.env.pod_usage(uid).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        usage.peak_rss_mib > 0.0 && usage.cpu_seconds > 0.0,
+        "{usage:?}"
+    );
+    eprintln!(
+        "operator pod during the scenarios: peak RSS {:.1} MiB (its largest process), RSS now {:.1} MiB, CPU {:.2} s \
+         over {:.0} s",
+        usage.peak_rss_mib,
+        usage.rss_mib,
+        usage.cpu_seconds,
+        over.as_secs_f64()
+    );
 }
 
 /// The calls that create or delete something in the cloud.

@@ -14,6 +14,7 @@ pub mod argocd;
 pub mod fault_proxy;
 pub mod node;
 mod pki;
+pub mod pod_usage;
 mod process;
 
 use std::collections::hash_map::RandomState;
