@@ -4,8 +4,13 @@
 //!
 //! A problem is something a person fixes outside the pod, so the operator does not
 //! exit on one: a crash loop hides the message behind restarts and backoff. It waits,
-//! says what is wrong and how to fix it once in the log (again only when the text
-//! changes) and in `/readyz`, retries, and carries on by itself once it is fixed.
+//! says what is wrong and how to fix it once in the log and in `/readyz`, retries, and
+//! carries on by itself once it is fixed.
+//!
+//! Once means once per problem, not per wording: a retry's message often differs in
+//! detail (a timeout one time, a refused connection the next), and a line per change
+//! would be the crash loop's noise again. `/readyz` always has the latest wording, and
+//! a change is logged at debug level.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::controller::ShutdownSignal;
 
@@ -57,13 +62,14 @@ impl Readiness {
     }
 
     /// Records that `about` is broken, as `message` (what is wrong and how to fix it).
-    /// Logged once per distinct message, however often it is reported.
+    /// Logged as a warning when it opens, however often it is reported until resolved.
     pub fn report(&self, about: &str, message: String) {
         let mut problems = self.problems.lock().expect("not poisoned");
-        if problems.get(about) == Some(&message) {
-            return;
+        match problems.get(about) {
+            None => warn!(problem = about, "{message}"),
+            Some(previous) if *previous == message => return,
+            Some(_) => debug!(problem = about, "{message}"),
         }
-        warn!(problem = about, "{message}");
         problems.insert(about.to_owned(), message);
     }
 
@@ -133,6 +139,7 @@ impl Readiness {
 mod tests {
     use super::*;
     use futures::FutureExt;
+    use std::sync::Arc;
 
     #[test]
     fn problems_come_before_waiting_controllers_and_go_when_resolved() {
@@ -149,6 +156,47 @@ mod tests {
         readiness.resolve("aws");
         readiness.mark_synced("pave-catalog");
         assert_eq!(readiness.not_ready(), None);
+    }
+
+    /// What a person reads in the log: a line when a problem opens, however its
+    /// wording changes between retries, and a line when it is resolved.
+    #[test]
+    fn a_problem_is_logged_once_while_open_whatever_its_wording() {
+        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        let readiness = Readiness::new(&[]);
+        tracing::subscriber::with_default(subscriber, || {
+            readiness.report("aws", "no AWS credentials: IMDS timed out".into());
+            readiness.report("aws", "no AWS credentials: IMDS refused".into());
+            readiness.report("aws", "no AWS credentials: IMDS refused".into());
+            readiness.resolve("aws");
+            readiness.report("aws", "no AWS credentials: IMDS refused".into());
+        });
+        let log = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 3, "{log}");
+        assert!(lines[0].contains("IMDS timed out"), "{log}");
+        assert!(lines[1].contains("resolved"), "{log}");
+        assert!(lines[2].contains("IMDS refused"), "{log}");
+        assert_eq!(readiness.problems(), ["no AWS credentials: IMDS refused"]);
+    }
+
+    struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogSink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[tokio::test(start_paused = true)]
