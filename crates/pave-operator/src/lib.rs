@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kube::Client;
+use pave_cloud::aws::with_causes;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -280,21 +281,6 @@ async fn connect() -> Result<Client, Fatal> {
         })?;
     info!(%url, version = %version.git_version, "connected to the API server");
     Ok(client)
-}
-
-/// The error and its causes, since kube's top-level message for a refused connection
-/// is only "ServiceError: client error (Connect)".
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let next = e.to_string();
-        if !text.ends_with(&next) {
-            text = format!("{text}: {next}");
-        }
-        cause = e.source();
-    }
-    text
 }
 
 /// Asks discovery (which every authenticated user may read) whether the three kinds

@@ -5,7 +5,9 @@
 //!
 //! One release is shared by this binary and its phases depend on each other (the
 //! RBAC check reads what the scenarios made pave do), so they run in order in one
-//! test; each phase is its own function and says what failed.
+//! test; each phase is its own function and says what failed. After the scenarios:
+//! the upgrades, `helm test`, `helm uninstall`, and then installs that cannot work yet
+//! (no RBAC, no AWS credentials; `in_cluster/bad_input.rs`) fixed by `helm upgrade`.
 
 #[path = "in_cluster/bad_input.rs"]
 mod bad_input;
@@ -29,6 +31,7 @@ const SERVICE_ACCOUNT: &str = "system:serviceaccount:pave-system:pave";
 const IMAGE: &str = "localhost/pave-operator";
 const REPO: &str = "file:///srv/environments";
 const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/pave");
 
 /// The values a platform team would set for moto: where AWS is, the Secret with its
 /// keys, the regions its environments use, and the Argo CD tenancy.
@@ -119,6 +122,28 @@ impl Bed {
             )
         })
     }
+
+    /// `helm install` of the chart with the test's values and `args`.
+    fn install(&self, args: &[&str]) -> String {
+        let values = self.values.to_string_lossy();
+        let base = ["install", RELEASE, CHART, "-n", NAMESPACE, "-f", &values];
+        self.helm(&[&base[..], args].concat())
+    }
+
+    /// `helm upgrade --reuse-values` of the chart with `args`.
+    fn upgrade(&self, args: &[&str]) -> String {
+        let base = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values"];
+        self.helm(&[&base[..], args].concat())
+    }
+
+    /// The names of the objects of `kinds` in pave's namespace with the label
+    /// `selector`, one per line.
+    fn names(&self, kinds: &str, selector: &str) -> String {
+        kubectl(
+            self.env,
+            &["get", kinds, "-n", NAMESPACE, "-l", selector, "-o", "name"],
+        )
+    }
 }
 
 /// The node, the image imported into it, the namespace with the AWS Secret, and Argo
@@ -168,19 +193,7 @@ fn helm_test_passes(bed: &Bed) {
     let out = bed.helm(&["test", RELEASE, "-n", NAMESPACE, "--timeout=2m"]);
     assert!(out.contains("Phase:          Succeeded"), "{out}");
     eventually(Duration::from_secs(30), "the test pod deleted", || {
-        let pods = kubectl(
-            bed.env,
-            &[
-                "get",
-                "pods",
-                "-n",
-                NAMESPACE,
-                "-l",
-                "app.kubernetes.io/component=test",
-                "-o",
-                "name",
-            ],
-        );
+        let pods = bed.names("pods", "app.kubernetes.io/component=test");
         pods.trim().is_empty().then_some(())
     });
 }
@@ -218,22 +231,25 @@ fn changes(proxy: &FaultProxy, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The operator's pods, oldest first.
+fn operator_pods(env: &TestEnv) -> Vec<Value> {
+    let args = [
+        "get",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        "app.kubernetes.io/name=pave",
+        "--sort-by=.metadata.creationTimestamp",
+        "-o",
+        "json",
+    ];
+    let pods: Value = serde_json::from_str(&kubectl(env, &args)).unwrap();
+    pods["items"].as_array().cloned().unwrap_or_default()
+}
+
 fn operator_pod(env: &TestEnv) -> Value {
-    let pods: Value = serde_json::from_str(&kubectl(
-        env,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=pave",
-            "-o",
-            "json",
-        ],
-    ))
-    .unwrap();
-    pods["items"][0].clone()
+    operator_pods(env).into_iter().next().unwrap_or_default()
 }
 
 /// `helm upgrade` with changed values is picked up (the pod rolls, the new
@@ -242,7 +258,6 @@ fn operator_pod(env: &TestEnv) -> Value {
 /// the environment kept and what the cloud held for it.
 fn upgrades_keep_everything(bed: &Bed) -> (String, Value) {
     let env = bed.env;
-    let chart = format!("{REPO_ROOT}/charts/pave");
     kubectl_apply(
         env,
         &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "DeveloperEnvironment",
@@ -257,13 +272,7 @@ fn upgrades_keep_everything(bed: &Bed) -> (String, Value) {
 
     // New values: ap-northeast-2 is no longer allowed.
     let first_pod = operator_pod(env)["metadata"]["uid"].clone();
-    bed.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
+    bed.upgrade(&[
         "--set",
         "config.allowedRegions={us-east-1}",
         "--wait",
@@ -307,13 +316,7 @@ fn upgrades_keep_everything(bed: &Bed) -> (String, Value) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let calls = bed.proxy.requests().len();
-    bed.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
+    bed.upgrade(&[
         "--set",
         &format!("image.tag={version}-next"),
         "--wait",
@@ -402,19 +405,8 @@ fn uninstall(bed: &Bed) {
         "--timeout=2m",
     ]);
     eventually(Duration::from_secs(60), "no release object left", || {
-        let left = kubectl(
-            bed.env,
-            &[
-                "get",
-                "deployment,pod,serviceaccount,configmap,service",
-                "-n",
-                NAMESPACE,
-                "-l",
-                &format!("app.kubernetes.io/instance={RELEASE}"),
-                "-o",
-                "name",
-            ],
-        );
+        let kinds = "deployment,pod,serviceaccount,configmap,service";
+        let left = bed.names(kinds, &format!("app.kubernetes.io/instance={RELEASE}"));
         left.trim().is_empty().then_some(())
     });
 }
@@ -422,19 +414,7 @@ fn uninstall(bed: &Bed) {
 /// `helm install --wait`: the CRDs come from the chart, and the operator pod becomes
 /// Ready on the node.
 fn install(bed: &Bed) {
-    let chart = format!("{REPO_ROOT}/charts/pave");
-    let values = bed.values.to_string_lossy();
-    bed.helm(&[
-        "install",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "-f",
-        &values,
-        "--wait",
-        "--timeout=3m",
-    ]);
+    bed.install(&["--wait", "--timeout=3m"]);
     let pod = &operator_pod(bed.env);
     assert_eq!(pod["spec"]["serviceAccountName"], RELEASE, "{pod}");
     assert_eq!(pod["spec"]["nodeName"], pave_testenv::node::NODE_NAME);

@@ -552,9 +552,10 @@ pub async fn find_credentials(region: &str, endpoint: Option<&str>) -> Result<()
     }
 }
 
-/// The error and its causes: the SDK's top-level messages often say only which
-/// provider failed.
-fn with_causes(error: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, skipping causes already in the text: the
+/// SDK's and kube's top-level messages often say only which step failed ("client
+/// error (Connect)").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {

@@ -7,27 +7,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Bed, NAMESPACE, RELEASE, REPO_ROOT, eventually, kubectl, operator_pod};
+use super::{Bed, NAMESPACE, RELEASE, eventually, kubectl, operator_pod};
 
 /// A problem as the operator's log line and `/readyz` word it.
 const FORBIDDEN: &str = "cannot list and watch components.platform.pave.dev";
 const NO_CREDENTIALS: &str = "no AWS credentials";
 
 pub fn bad_input_is_reported_once_and_fixed_by_upgrades(bed: &Bed) {
-    let chart = format!("{REPO_ROOT}/charts/pave");
-    let values = bed.values.to_string_lossy();
     // No --wait: the pod is not expected to become ready.
-    bed.helm(&[
-        "install",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "-f",
-        &values,
-        "--set",
-        "rbac.create=false",
-    ]);
+    bed.install(&["--set", "rbac.create=false"]);
     let pod = reports_once_and_waits(bed, FORBIDDEN);
     assert!(
         log_of(bed, &pod).contains("cannot read the kube-system namespace"),
@@ -37,18 +25,7 @@ pub fn bad_input_is_reported_once_and_fixed_by_upgrades(bed: &Bed) {
     helm_test_says(bed, FORBIDDEN);
 
     // Granting the roles is enough: the same process becomes ready.
-    bed.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
-        "--set",
-        "rbac.create=true",
-        "--wait",
-        "--timeout=2m",
-    ]);
+    bed.upgrade(&["--set", "rbac.create=true", "--wait", "--timeout=2m"]);
     let after = operator_pod(bed.env);
     assert_eq!(
         after["metadata"]["name"],
@@ -59,25 +36,10 @@ pub fn bad_input_is_reported_once_and_fixed_by_upgrades(bed: &Bed) {
     assert!(log_of(bed, &pod).contains("resolved"));
 
     // No credentials at all (no Secret, no role, no instance role on this node).
-    bed.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
-        "--set",
-        "aws.credentialsSecret=",
-    ]);
+    bed.upgrade(&["--set", "aws.credentialsSecret="]);
     let pod = reports_once_and_waits(bed, NO_CREDENTIALS);
     helm_test_says(bed, NO_CREDENTIALS);
-    bed.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart,
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
+    bed.upgrade(&[
         "--set",
         "aws.credentialsSecret=pave-aws",
         "--wait",
@@ -131,22 +93,7 @@ fn helm_test_says(bed: &Bed, problem: &str) {
 
 /// The newest operator pod not being deleted.
 fn newest_pod(bed: &Bed) -> Option<String> {
-    let pods: Value = serde_json::from_str(&kubectl(
-        bed.env,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=pave",
-            "--sort-by=.metadata.creationTimestamp",
-            "-o",
-            "json",
-        ],
-    ))
-    .ok()?;
-    let newest = pods["items"].as_array()?.last()?.clone();
+    let newest = super::operator_pods(bed.env).pop()?;
     if !newest["metadata"]["deletionTimestamp"].is_null() {
         return None;
     }
