@@ -14,6 +14,7 @@ pub mod controller;
 pub mod environment;
 pub mod error;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod readiness;
 pub mod scorecard;
@@ -71,6 +72,9 @@ pub struct Args {
     #[arg(long, env = "PAVE_CONFIG")]
     pub config: Option<std::path::PathBuf>,
 
+    #[command(flatten)]
+    pub leader: leader::LeaderArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -107,6 +111,11 @@ pub enum Fatal {
     ShutdownTimeout,
     #[error("cannot use the configuration {path}: {error}: fix it and start again")]
     ConfigFile { path: String, error: String },
+    #[error(
+        "stepping down as leader: {0}; exiting so that nothing this replica started goes on \
+         beside the next leader (Kubernetes restarts it as a standby)"
+    )]
+    LostLease(String),
 }
 
 /// `spec` without kube's own warning for each failed watch attempt, unless it names
@@ -168,6 +177,7 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
         shutdown.clone(),
         config,
         args.cluster_id,
+        args.leader,
     );
     tokio::pin!(operator);
     let ended = tokio::select! {
@@ -192,13 +202,15 @@ pub async fn run(args: Args) -> Result<(), Fatal> {
     }
 }
 
-/// Connects, waits for the CRDs and runs the controllers until the stop signal.
+/// Connects, waits for the CRDs and (with leader election) the leader lease, and runs
+/// the controllers until the stop signal, or until the lease is lost.
 async fn operate(
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: ShutdownSignal,
     config: Arc<pave_cloud::config::OperatorConfig>,
     cluster_id: Option<String>,
+    leader: leader::LeaderArgs,
 ) -> Result<(), Fatal> {
     // A stop signal while the API server is slow to answer still stops at once.
     let client = tokio::select! {
@@ -209,6 +221,18 @@ async fn operate(
     if crds.await.is_none() {
         return Ok(());
     }
+    let leadership = if leader.leader_elect {
+        readiness.set_standby(true);
+        let election = leader::Election::new(client.clone(), &leader);
+        let Some(leadership) = election.acquire(&readiness, &shutdown).await else {
+            return Ok(());
+        };
+        readiness.set_standby(false);
+        Some(leadership)
+    } else {
+        None
+    };
+    metrics.set_leader(true);
     let shared = Shared {
         client,
         metrics,
@@ -216,12 +240,22 @@ async fn operate(
         shutdown,
     };
     let (catalog, triggered) = component::CatalogHandle::new();
-    futures::future::join3(
+    let controllers = futures::future::join3(
         component::run(shared.clone(), catalog.clone(), triggered),
         environment::run(shared.clone(), config, cluster_id),
         scorecard::run(shared, catalog),
-    )
-    .await;
+    );
+    let Some(mut leadership) = leadership else {
+        controllers.await;
+        return Ok(());
+    };
+    // Fail-stop: returning drops every controller and background task at once, and
+    // the process exits with the reason.
+    tokio::select! {
+        _ = controllers => {}
+        reason = leadership.lost() => return Err(Fatal::LostLease(reason)),
+    }
+    leadership.release().await;
     Ok(())
 }
 

@@ -37,6 +37,7 @@ pub struct Metrics {
     status_writes: Family<ControllerLabel, Counter>,
     catalog_entities: Gauge,
     retrying: Family<ControllerLabel, Gauge>,
+    leader: Gauge,
 }
 
 impl Metrics {
@@ -52,6 +53,13 @@ impl Metrics {
         let status_writes = Family::<ControllerLabel, Counter>::default();
         let catalog_entities = Gauge::default();
         let retrying = Family::<ControllerLabel, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the controllers (holds the leader lease, or runs \
+             without leader election), 0 while it stands by",
+            leader.clone(),
+        );
         registry.register("reconcile_runs", "Reconciles started", runs.clone());
         registry.register(
             "reconcile_failures",
@@ -95,6 +103,7 @@ impl Metrics {
             status_writes,
             catalog_entities,
             retrying,
+            leader,
         }
     }
 
@@ -129,6 +138,10 @@ impl Metrics {
         self.retrying
             .get_or_create(&ControllerLabel { controller })
             .set(i64::try_from(objects).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -28,6 +28,9 @@ const RETRY_CAP: Duration = Duration::from_secs(10);
 
 pub struct Readiness {
     controllers: Vec<(&'static str, AtomicBool)>,
+    /// A standby (waiting for the leader lease) runs no controllers, and is ready
+    /// without their first sync: readiness does not depend on holding the lease.
+    standby: AtomicBool,
     /// Open problems by what they are about (e.g. `crds`, `watch components`).
     problems: Mutex<BTreeMap<String, String>>,
 }
@@ -40,6 +43,7 @@ impl Readiness {
             .collect();
         Readiness {
             controllers,
+            standby: AtomicBool::new(false),
             problems: Mutex::default(),
         }
     }
@@ -52,8 +56,17 @@ impl Readiness {
         }
     }
 
-    /// The controllers that have not synced yet; empty once the operator is ready.
+    /// Whether this replica stands by for the leader lease (see `leader`).
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Release);
+    }
+
+    /// The controllers that have not synced yet; empty once the operator is ready,
+    /// and while it stands by.
     pub fn waiting_for(&self) -> Vec<&'static str> {
+        if self.standby.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.controllers
             .iter()
             .filter(|(_, synced)| !synced.load(Ordering::Acquire))
@@ -154,6 +167,24 @@ mod tests {
         );
         readiness.resolve("crds");
         readiness.resolve("aws");
+        readiness.mark_synced("pave-catalog");
+        assert_eq!(readiness.not_ready(), None);
+    }
+
+    #[test]
+    fn a_standby_is_ready_without_a_sync_but_not_with_a_problem() {
+        let readiness = Readiness::new(&["pave-catalog"]);
+        readiness.set_standby(true);
+        assert_eq!(readiness.not_ready(), None);
+        readiness.report("leader lease", "cannot read the Lease".into());
+        assert_eq!(readiness.not_ready().unwrap(), "cannot read the Lease\n");
+        readiness.resolve("leader lease");
+        // Leading: ready once the controllers have listed their objects.
+        readiness.set_standby(false);
+        assert_eq!(
+            readiness.not_ready().unwrap(),
+            "waiting for the first sync of: pave-catalog\n"
+        );
         readiness.mark_synced("pave-catalog");
         assert_eq!(readiness.not_ready(), None);
     }

@@ -41,13 +41,21 @@ impl Operator {
     /// `pave_testenv::FaultProxy` in front of moto).
     pub fn start_with(env: &TestEnv, config: Option<&str>, aws_endpoint: &str) -> Operator {
         let cluster_id = format!("test-{}", std::process::id());
-        Operator::spawn(env, config, aws_endpoint, Some(&cluster_id))
+        Operator::spawn(env, config, aws_endpoint, Some(&cluster_id), None, &[])
+    }
+
+    /// As [`Operator::start`], with the API server at `kubeconfig`'s address and
+    /// `args` added: a replica taking part in leader election.
+    pub fn start_with_args(env: &TestEnv, kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
+        let cluster_id = format!("test-{}", std::process::id());
+        let moto = env.moto_endpoint();
+        Operator::spawn(env, None, &moto, Some(&cluster_id), Some(kubeconfig), args)
     }
 
     /// As [`Operator::start`], without `PAVE_CLUSTER_ID`: the operator picks its
     /// default cluster id itself.
     pub fn start_with_default_cluster_id(env: &TestEnv) -> Operator {
-        Operator::spawn(env, None, &env.moto_endpoint(), None)
+        Operator::spawn(env, None, &env.moto_endpoint(), None, None, &[])
     }
 
     fn spawn(
@@ -55,6 +63,8 @@ impl Operator {
         config: Option<&str>,
         aws_endpoint: &str,
         cluster_id: Option<&str>,
+        kubeconfig: Option<&std::path::Path>,
+        args: &[&str],
     ) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
         if let Some(config) = config {
@@ -71,7 +81,8 @@ impl Operator {
         }
         command
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
-            .env("KUBECONFIG", env.kubeconfig_path())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig.unwrap_or(env.kubeconfig_path()))
             .env("AWS_ENDPOINT_URL", aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
