@@ -140,9 +140,14 @@ fn defaults_and_every_optional_block_render() {
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
+            "Lease",
             // The helm test hook.
             "Pod",
+            "PodDisruptionBudget",
+            // Argo CD's namespace, and the Lease.
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "ServiceAccount"
@@ -213,7 +218,7 @@ fn the_pods_are_hardened() {
     }
     let container = &operator["containers"][0];
     let deployment = of_kind(&objects, "Deployment")[0];
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
 }
@@ -259,6 +264,66 @@ fn the_helm_test_checks_the_operator_through_its_service() {
     );
 }
 
+/// Two replicas behind the chart's own Lease, which only they may read and renew;
+/// preferred (not required) apart, so one node is enough; one eviction at a time.
+#[test]
+fn two_replicas_elect_a_leader_on_the_charts_lease() {
+    let objects = template(&[]).unwrap();
+    let deployment = of_kind(&objects, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--leader-elect"), "{args:?}");
+    assert!(args.contains(&"--lease-duration=15"), "{args:?}");
+    let lease = of_kind(&objects, "Lease")[0];
+    let name = lease["metadata"]["name"].as_str().unwrap();
+    assert!(
+        args.contains(&format!("--lease-name={name}").as_str()),
+        "{args:?}"
+    );
+    assert!(lease.get("spec").is_none_or(Value::is_null), "{lease}");
+    let role = of_kind(&objects, "Role")
+        .into_iter()
+        .find(|r| r["rules"][0]["resources"][0] == "leases")
+        .expect("a Role for the Lease");
+    assert_eq!(
+        role["metadata"]["namespace"],
+        lease["metadata"]["namespace"]
+    );
+    assert_eq!(role["rules"][0]["resourceNames"], serde_json::json!([name]));
+    assert_eq!(
+        role["rules"][0]["verbs"],
+        serde_json::json!(["get", "patch"])
+    );
+    let anti = &pod["affinity"]["podAntiAffinity"];
+    assert!(anti["requiredDuringSchedulingIgnoredDuringExecution"].is_null());
+    assert_eq!(
+        anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let budget = of_kind(&objects, "PodDisruptionBudget")[0];
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+
+    // One replica without leader election: no Lease, and the old pod goes first.
+    let single = template(&[
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "leaderElection.enabled=false",
+    ])
+    .unwrap();
+    assert!(of_kind(&single, "Lease").is_empty());
+    let deployment = of_kind(&single, "Deployment")[0];
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("--leader-elect"), "{args}");
+}
+
 #[test]
 fn rbac_can_be_left_to_another_tool() {
     let objects = template(&["--set", "rbac.create=false"]).unwrap();
@@ -290,7 +355,12 @@ fn bad_values_are_refused_naming_the_key() {
         ("config.allowedRegion={us-east-1}", "allowedRegion"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("metrics.port=http", "port"),
-        ("replicaCount=2", "replicaCount"),
+        ("replicaCount=two", "replicaCount"),
+        (
+            "replicaCount=2,leaderElection.enabled=false",
+            "leaderElection/enabled",
+        ),
+        ("leaderElection.leaseDuration=1", "leaseDuration"),
         ("aws.roleArn=pave-role", "roleArn"),
         ("config.maxTtl=three-days", "maxTtl"),
     ] {
@@ -306,7 +376,7 @@ fn rbac_has_no_wildcards_and_never_lists_secrets() {
         .iter()
         .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
         .collect();
-    assert_eq!(roles.len(), 2);
+    assert_eq!(roles.len(), 3);
     for role in roles {
         for rule in role["rules"].as_array().unwrap() {
             for field in ["apiGroups", "resources", "verbs"] {

@@ -208,8 +208,8 @@ impl Election {
     fn problem(&self, error: &kube_lease_manager::LeaseManagerError) -> String {
         format!(
             "cannot take part in leader election on Lease {}: {}: grant the operator's \
-             ServiceAccount get, create and patch on leases.coordination.k8s.io in {} \
-             (the chart's Role has them: rbac.create=true)",
+             ServiceAccount get and patch on it (and create on leases.coordination.k8s.io \
+             in {}, unless it exists; the chart makes it and a Role: rbac.create=true)",
             self.lease(),
             with_causes(error),
             self.namespace

@@ -221,24 +221,21 @@ async fn operate(
     if crds.await.is_none() {
         return Ok(());
     }
-    let leadership = if leader.leader_elect {
-        readiness.set_standby(true);
-        let election = leader::Election::new(client.clone(), &leader);
-        let Some(leadership) = election.acquire(&readiness, &shutdown).await else {
-            return Ok(());
-        };
-        readiness.set_standby(false);
-        Some(leadership)
-    } else {
-        None
-    };
-    metrics.set_leader(true);
     let shared = Shared {
         client,
         metrics,
         readiness,
         shutdown,
     };
+    let leadership = if leader.leader_elect {
+        let Some(leadership) = stand_by(&shared, &leader, cluster_id.clone()).await else {
+            return Ok(());
+        };
+        Some(leadership)
+    } else {
+        None
+    };
+    shared.metrics.set_leader(true);
     let (catalog, triggered) = component::CatalogHandle::new();
     let controllers = futures::future::join3(
         component::run(shared.clone(), catalog.clone(), triggered),
@@ -257,6 +254,32 @@ async fn operate(
     }
     leadership.release().await;
     Ok(())
+}
+
+/// Waits for the leader lease. Meanwhile the standby checks what the environment
+/// controller will need (cluster id, AWS credentials) as readiness problems only, so
+/// that a standby is ready when it could take over, and says what is missing like the
+/// leader does. `None` if the stop signal came first.
+async fn stand_by(
+    shared: &Shared,
+    leader: &leader::LeaderArgs,
+    cluster_id: Option<String>,
+) -> Option<leader::Leadership> {
+    let readiness = &shared.readiness;
+    readiness.set_standby(true);
+    let election = leader::Election::new(shared.client.clone(), leader);
+    let checks = async {
+        environment::prerequisites(shared, cluster_id).await;
+        std::future::pending::<()>().await;
+    };
+    // The leader's environment controller checks again, under the same names, and
+    // resolves what is still open here.
+    let leadership = tokio::select! {
+        leadership = election.acquire(readiness, &shared.shutdown) => leadership?,
+        () = checks => unreachable!("the checks never end"),
+    };
+    readiness.set_standby(false);
+    Some(leadership)
 }
 
 /// The operator configuration from `path`, or the defaults.

@@ -12,6 +12,8 @@
 #[path = "in_cluster/bad_input.rs"]
 mod bad_input;
 mod common;
+#[path = "in_cluster/replicas.rs"]
+mod replicas;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -181,6 +183,7 @@ fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     expiry_refusals_and_secrets_elsewhere(&bed);
     the_roles_grant_exactly_what_pave_used(&bed);
     report_usage(&bed, installed.elapsed());
+    replicas::the_standby_takes_over_from_a_deleted_leader(&bed);
     let kept = upgrades_keep_everything(&bed);
     helm_test_passes(&bed);
     uninstall_keeps_everything(&bed, &kept);
@@ -198,24 +201,29 @@ fn helm_test_passes(bed: &Bed) {
     });
 }
 
-/// What the operator pod used during the scenarios above, for the chart's resource
-/// settings: printed, not asserted (tests assert behaviour, not sizes).
+/// What the operator pods (the leader and the standby) used during the scenarios
+/// above, for the chart's resource settings: printed, not asserted (tests assert
+/// behaviour, not sizes).
 fn report_usage(bed: &Bed, over: Duration) {
-    let pod = operator_pod(bed.env);
-    let uid = pod["metadata"]["uid"].as_str().unwrap();
-    let usage = bed.env.pod_usage(uid).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        usage.peak_rss_mib > 0.0 && usage.cpu_seconds > 0.0,
-        "{usage:?}"
-    );
-    eprintln!(
-        "operator pod during the scenarios: peak RSS {:.1} MiB (its largest process), RSS now {:.1} MiB, CPU {:.2} s \
-         over {:.0} s",
-        usage.peak_rss_mib,
-        usage.rss_mib,
-        usage.cpu_seconds,
-        over.as_secs_f64()
-    );
+    let leader = replicas::leader_pod(bed).expect("a leader");
+    for pod in operator_pods(bed.env) {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let uid = pod["metadata"]["uid"].as_str().unwrap();
+        let usage = bed.env.pod_usage(uid).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            usage.peak_rss_mib > 0.0 && usage.cpu_seconds > 0.0,
+            "{usage:?}"
+        );
+        let role = if name == leader { "leader" } else { "standby" };
+        eprintln!(
+            "operator pod ({role}) during the scenarios: peak RSS {:.1} MiB (its largest process), \
+             RSS now {:.1} MiB, CPU {:.2} s over {:.0} s",
+            usage.peak_rss_mib,
+            usage.rss_mib,
+            usage.cpu_seconds,
+            over.as_secs_f64()
+        );
+    }
 }
 
 /// The calls that create or delete something in the cloud.
@@ -404,26 +412,32 @@ fn uninstall(bed: &Bed) {
         "--wait",
         "--timeout=2m",
     ]);
-    eventually(Duration::from_secs(60), "no release object left", || {
-        let kinds = "deployment,pod,serviceaccount,configmap,service";
-        let left = bed.names(kinds, &format!("app.kubernetes.io/instance={RELEASE}"));
-        left.trim().is_empty().then_some(())
-    });
+    let kinds = "deployment,pod,serviceaccount,configmap,service,lease";
+    let selector = format!("app.kubernetes.io/instance={RELEASE}");
+    let started = std::time::Instant::now();
+    loop {
+        let left = bed.names(kinds, &selector);
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "left after helm uninstall:\n{left}\n{}",
+            kubectl(bed.env, &["get", "lease", "-n", NAMESPACE, "-o", "yaml"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
-/// `helm install --wait`: the CRDs come from the chart, and the operator pod becomes
-/// Ready on the node.
+/// `helm install --wait`: the CRDs come from the chart, and both operator pods become
+/// Ready on the node (one node: the anti-affinity is only preferred), one leading.
 fn install(bed: &Bed) {
     bed.install(&["--wait", "--timeout=3m"]);
-    let pod = &operator_pod(bed.env);
-    assert_eq!(pod["spec"]["serviceAccountName"], RELEASE, "{pod}");
-    assert_eq!(pod["spec"]["nodeName"], pave_testenv::node::NODE_NAME);
-    let ready = pod["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True");
-    assert!(ready, "{pod}");
+    replicas::one_of_two_replicas_leads(bed);
+    for pod in &operator_pods(bed.env) {
+        assert_eq!(pod["spec"]["serviceAccountName"], RELEASE, "{pod}");
+        assert_eq!(pod["spec"]["nodeName"], pave_testenv::node::NODE_NAME);
+    }
     let crds = kubectl(bed.env, &["get", "crd", "-o", "name"]);
     assert!(
         crds.contains("developerenvironments.platform.pave.dev"),
@@ -782,6 +796,11 @@ fn the_roles_grant_exactly_what_pave_used(bed: &Bed) {
         "role",
         &format!("{RELEASE}-argocd"),
         Some("argocd"),
+    )));
+    grants.extend(granted(&role(
+        "role",
+        &format!("{RELEASE}-leader"),
+        Some(NAMESPACE),
     )));
     let used = used_by_pave(&env.audit_log());
     let unused: Vec<_> = grants.difference(&used).collect();

@@ -104,13 +104,21 @@ impl ObservedStatus for DeveloperEnvironment {
     }
 }
 
-pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option<String>) {
+/// The cluster id once it and AWS credentials are settled (see `prerequisites`);
+/// `None` when the stop signal came first.
+pub async fn prerequisites(shared: &Shared, cluster_id: Option<String>) -> Option<String> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    let Some(cluster_id) =
-        prerequisites::prerequisites(&shared, cluster_id, endpoint.as_deref()).await
-    else {
+    prerequisites::prerequisites(shared, cluster_id, endpoint.as_deref()).await
+}
+
+/// Runs the controller, its sweeper and its drift check until the stop signal, once
+/// its [`prerequisites`] are settled: until then the catalog and scorecards work and
+/// environments wait.
+pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option<String>) {
+    let Some(cluster_id) = prerequisites(&shared, cluster_id).await else {
         return;
     };
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
     let (reader, writer) = reflector::store::<DeserializeGuard<DeveloperEnvironment>>();
     let events = watcher(
         Api::<DeserializeGuard<DeveloperEnvironment>>::all(shared.client.clone()),
