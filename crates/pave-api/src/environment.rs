@@ -258,6 +258,19 @@ pub enum Phase {
     Failed,
 }
 
+impl Phase {
+    /// The phase as status spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Provisioning => "Provisioning",
+            Phase::Ready => "Ready",
+            Phase::Updating => "Updating",
+            Phase::Deleting => "Deleting",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
 /// What the operator observed of the environment.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

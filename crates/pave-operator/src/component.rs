@@ -579,8 +579,9 @@ pub async fn run(
         }
     };
 
-    let controller = Controller::for_stream(components, reader)
-        .reconcile_on(triggered)
+    let queue = shared.metrics.queue(NAME);
+    let controller = Controller::for_stream(queue.track(components), reader)
+        .reconcile_on(queue.track_refs(triggered))
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let reconcile = move |obj: Arc<DeserializeGuard<Component>>, ctx: Arc<Context>| {
         let catalog = catalog.clone();

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, backoff};
 use crate::metrics::Metrics;
+use crate::queue::{ObjectKey, QueueDepth};
 use crate::readiness::Readiness;
 
 /// The longest wait between looks at work under way in the cloud.
@@ -56,10 +57,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<Failures>,
+    queue: Arc<QueueDepth>,
 }
-
-/// An object by namespace and name: one controller reconciles one kind.
-type ObjectKey = (Option<String>, String);
 
 fn key_of<K: Lookup + ?Sized>(object: &ObjectRef<K>) -> ObjectKey {
     (object.namespace.clone(), object.name.clone())
@@ -399,6 +398,7 @@ pub async fn run_controller<K, F, Fut>(
         metrics: shared.metrics.clone(),
         recorder: Recorder::new(shared.client.clone(), Reporter::from(name)),
         failures: Mutex::default(),
+        queue: shared.metrics.queue(name),
     });
     let controller = controller.graceful_shutdown_on(shared.shutdown);
 
@@ -422,6 +422,7 @@ pub async fn run_controller<K, F, Fut>(
     let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
         let timer = ctx.metrics.reconcile_started(name);
         let key = key_of(&ObjectRef::from_obj(&*obj));
+        ctx.queue.left(&key);
         let run = reconcile(obj, ctx.clone());
         async move {
             let _timer = timer;
@@ -443,7 +444,9 @@ pub async fn run_controller<K, F, Fut>(
                 // failure) and the reconcile: nothing to do, and nothing to retry.
                 Err(controller::Error::ObjectNotFound(obj)) => {
                     debug!(%obj, "object gone");
-                    gone.forget_failures(&key_of(&obj));
+                    let key = key_of(&obj);
+                    gone.queue.left(&key);
+                    gone.forget_failures(&key);
                 }
                 // A failing watch is reported once, as a readiness problem, by
                 // `report_watch` around the stream; here it would repeat each retry.
@@ -470,8 +473,9 @@ where
         ctx.forget_failures(&key);
         return Action::await_change();
     }
-    let attempt = ctx.failed(key, error.to_string());
+    let attempt = ctx.failed(key.clone(), error.to_string());
     let delay = retry_delay(pending, attempt);
+    ctx.queue.retry_in(key, delay);
     if pending {
         debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
     } else {

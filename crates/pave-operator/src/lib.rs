@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod queue;
 pub mod readiness;
 pub mod scorecard;
 pub mod scoring;

@@ -69,7 +69,9 @@ pub async fn run(shared: Shared, catalog: CatalogHandle) {
             }
         }
     };
-    let controller = Controller::for_stream(scorecards, reader).reconcile_on(triggered);
+    let queue = shared.metrics.queue(NAME);
+    let controller = Controller::for_stream(queue.track(scorecards), reader)
+        .reconcile_on(queue.track_refs(triggered));
     let reconcile = move |obj: Arc<DeserializeGuard<Scorecard>>, ctx: Arc<Context>| {
         let catalog = catalog.clone();
         async move { reconcile(obj, ctx, catalog).await }

@@ -386,7 +386,7 @@ fn components_deleted_while_their_status_is_refused_are_forgotten() {
         || (operator.metric(RETRYING) >= 5.0).then_some(()),
     );
     let refused = format!(
-        r#"pave_operator_reconcile_failures_total{{controller="{CATALOG}",error="write_status"}}"#
+        r#"pave_operator_reconcile_errors_total{{controller="{CATALOG}",reason="write_status"}}"#
     );
     assert!(
         operator.metric(&refused) >= 5.0,

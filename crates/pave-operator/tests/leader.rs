@@ -116,9 +116,9 @@ fn one_replica_acts_and_a_standby_takes_over_from_a_killed_or_stopped_leader() {
 
     kubectl_apply(env, &component(&ns, "web"));
     acknowledged(env, &ns, "web");
-    assert!(a.counter("pave_operator_reconcile_runs_total", CATALOG) > 0.0);
+    assert!(a.counter("pave_operator_reconciles_total", CATALOG) > 0.0);
     holds_for(Duration::from_secs(2), "the standby doing nothing", || {
-        let runs = b.counter("pave_operator_reconcile_runs_total", CATALOG);
+        let runs = b.counter("pave_operator_reconciles_total", CATALOG);
         let writes = b.counter("pave_operator_status_writes_total", CATALOG);
         match (runs, writes, leading(&b)) {
             (0.0, 0.0, false) => Ok(()),

@@ -76,7 +76,7 @@ fn acknowledges_components_writes_only_on_change_and_stops_on_sigterm() {
     assert_eq!(ready["status"], "True", "{obj}");
     assert_eq!(ready["reason"], "Resolved", "{obj}");
     assert_eq!(obj["status"]["relations"][0]["type"], "ownedBy", "{obj}");
-    assert!(operator.counter("pave_operator_reconcile_runs_total", CATALOG) > 0.0);
+    assert!(operator.counter("pave_operator_reconciles_total", CATALOG) > 0.0);
 
     // The operator's own write triggers one more reconcile; after that, silence.
     std::thread::sleep(Duration::from_secs(1));

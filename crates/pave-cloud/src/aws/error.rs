@@ -35,9 +35,9 @@ pub enum ErrorClass {
     Recoverable,
 }
 
-/// AWS error codes that pass on their own. Exact matches.
-pub const RECOVERABLE_CODES: &[&str] = &[
-    // Throttling, as EC2, RDS and the SDKs spell it.
+/// Throttling, as EC2, RDS and the SDKs spell it: AWS asks the caller to slow down.
+/// Recoverable, and counted apart in the call metrics. Exact matches.
+pub const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -49,6 +49,10 @@ pub const RECOVERABLE_CODES: &[&str] = &[
     "EC2ThrottledException",
     "BandwidthLimitExceeded",
     "PriorRequestNotComplete",
+];
+
+/// The other AWS error codes that pass on their own. Exact matches.
+pub const RECOVERABLE_CODES: &[&str] = &[
     // The region is out of a kind of capacity right now.
     "InsufficientInstanceCapacity",
     "InsufficientHostCapacity",
@@ -81,7 +85,7 @@ pub const RECOVERABLE_CODES: &[&str] = &[
 /// Terminal or Recoverable, from the AWS error code and the HTTP status (when a
 /// response arrived). See the module documentation for the rules.
 pub fn classify_code(code: &str, http_status: Option<u16>) -> ErrorClass {
-    if RECOVERABLE_CODES.contains(&code) {
+    if THROTTLING_CODES.contains(&code) || RECOVERABLE_CODES.contains(&code) {
         return ErrorClass::Recoverable;
     }
     if code.starts_with("InvalidAMIID.") {

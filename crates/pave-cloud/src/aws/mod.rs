@@ -24,6 +24,7 @@
 //! spec must change) or Recoverable (retry with backoff). "Not found" is never an
 //! error here: `find` answers `None` and `delete` answers `Ok(true)`.
 
+mod calls;
 mod ec2;
 mod error;
 mod paging;
@@ -31,20 +32,19 @@ mod rds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_ec2::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_ec2::config::{ConfigBag, Intercept, Region};
-use aws_sdk_ec2::error::BoxError;
+use aws_sdk_ec2::config::Region;
 use aws_sdk_ec2::types::Filter;
 
 pub use aws_sdk_ec2::config::Credentials;
+pub use calls::{CallObserver, CallOutcome};
 pub use error::{ErrorClass, classify, classify_code};
 
+use self::calls::CallCounter;
 use crate::model::{CloudError, Desired, Observed, ResourceKind, ResourceSpec, tags};
 
 /// Attempts per API call, the first included. Enough to ride out a throttling burst or
@@ -156,7 +156,14 @@ impl Aws {
     /// count once). For metrics, and for tests that hold the inventory to one describe
     /// per resource type.
     pub fn api_calls(&self) -> u64 {
-        self.calls.0.load(Ordering::Relaxed)
+        self.calls.operations()
+    }
+
+    /// Tells `observer` how each call of these clients ends (for metrics: by
+    /// service, operation and outcome). One observer per set of clients; a second is
+    /// ignored, and false says so.
+    pub fn observe_calls(&self, observer: Arc<dyn CallObserver>) -> bool {
+        self.calls.observe(observer)
     }
 
     /// The resource with this deterministic name (tag `pave.dev/name`) and environment
@@ -672,23 +679,4 @@ fn attributes<'a>(
 /// Whether an EC2 instance state is one a new instance would not replace.
 fn is_live_instance(state: &str) -> bool {
     !matches!(state, "shutting-down" | "terminated")
-}
-
-/// Counts operations started through the clients (see [`Aws::api_calls`]).
-#[derive(Clone, Debug, Default)]
-struct CallCounter(Arc<AtomicU64>);
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "pave-api-call-counter"
-    }
-
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
 }

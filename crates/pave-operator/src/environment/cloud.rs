@@ -8,7 +8,7 @@ use std::time::Instant;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use pave_api::DeveloperEnvironment;
-use pave_cloud::aws::Aws;
+use pave_cloud::aws::{Aws, CallObserver};
 use pave_cloud::config::OperatorConfig;
 use pave_cloud::{CloudError, Observed, ResourceKind};
 use tokio::sync::{Mutex, Notify};
@@ -19,6 +19,8 @@ pub struct Cloud {
     pub(super) cluster_id: String,
     pub(super) endpoint: Option<String>,
     pub(super) clients: Mutex<HashMap<String, Arc<Aws>>>,
+    /// Where every region's clients report how their calls end (the metrics).
+    pub(super) calls: Arc<dyn CallObserver>,
     /// Each region's latest inventory (see [`Cloud::inventory`]).
     pub(super) inventories: Mutex<HashMap<String, Arc<Mutex<Option<Listing>>>>>,
     /// The address blocks in use, by region and environment UID (see `cidr_for`).
@@ -66,6 +68,7 @@ impl Cloud {
             return client.clone();
         }
         let client = Arc::new(Aws::connect(region, self.endpoint.as_deref()).await);
+        client.observe_calls(self.calls.clone());
         clients.insert(region.to_owned(), client.clone());
         client
     }

@@ -74,14 +74,16 @@ use kube::api::{Api, DynamicObject};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use pave_api::DeveloperEnvironment;
+use pave_api::environment::Phase;
 use pave_cloud::config::OperatorConfig;
 use tokio::sync::{Mutex, Notify};
 
 use crate::controller::{self, Context, Observed as ObservedStatus, Shared};
 use crate::error::Error;
+use crate::metrics::EnvironmentCensus;
 
 pub const NAME: &str = "pave-environments";
 
@@ -125,6 +127,10 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option
         watcher::Config::default().any_semantic(),
     )
     .default_backoff();
+    shared.metrics.count_environments({
+        let reader = reader.clone();
+        move |census| count(&reader, census)
+    });
     let environments = controller::report_watch(events, shared.readiness.clone(), RESOURCE)
         .reflect(writer)
         .touched_objects();
@@ -156,6 +162,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option
         cluster_id,
         endpoint,
         clients: Mutex::default(),
+        calls: shared.metrics.aws_calls(),
         inventories: Mutex::default(),
         cidrs: Mutex::default(),
         regions: std::sync::Mutex::default(),
@@ -169,9 +176,10 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option
     let (drifted_tx, drifted) =
         mpsc::unbounded::<ObjectRef<DeserializeGuard<DeveloperEnvironment>>>();
     // Bounded, so a burst of new environments does not flood the cloud's API.
-    let controller = Controller::for_stream(environments, reader)
-        .reconcile_on(drifted)
-        .reconcile_on(application_changes)
+    let queue = shared.metrics.queue(NAME);
+    let controller = Controller::for_stream(queue.track(environments), reader)
+        .reconcile_on(queue.track_refs(drifted))
+        .reconcile_on(queue.track_refs(application_changes))
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let reconcile = {
         let cloud = cloud.clone();
@@ -187,6 +195,26 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option
         }
     };
     controller::run_with_background(shared, NAME, controller, reconcile, background).await;
+}
+
+/// Environments by phase and their cloud resources by kind and state, as the statuses
+/// pave wrote show them: the metrics' census at each scrape.
+fn count(store: &Store<DeserializeGuard<DeveloperEnvironment>>, census: &EnvironmentCensus<'_>) {
+    for guard in store.state() {
+        let Ok(env) = &guard.0 else { continue };
+        let status = env.status.as_ref();
+        census.environment(
+            status
+                .and_then(|s| s.phase)
+                .map_or("Pending", Phase::as_str),
+        );
+        for resource in status.map_or(&[][..], |s| &s.resources[..]) {
+            census.resource(
+                &resource.kind,
+                resource.state.as_deref().unwrap_or("unknown"),
+            );
+        }
+    }
 }
 
 async fn reconcile(
