@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
@@ -21,7 +23,7 @@ use kube::{Client, Resource, ResourceExt};
 use pave_api::conditions::{self, READY, Status};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::error::{Error, backoff};
 use crate::metrics::Metrics;
@@ -419,24 +421,32 @@ pub async fn run_controller<K, F, Fut>(
         }
     };
 
+    // Every line logged while reconciling carries the controller, the object and a
+    // reconcile id (the span's fields), and so does the outcome: a failure is handled
+    // here, inside the span, and handed to kube-runtime as the action it asks for.
     let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
         let timer = ctx.metrics.reconcile_started(name);
         let key = key_of(&ObjectRef::from_obj(&*obj));
         ctx.queue.left(&key);
-        let run = reconcile(obj, ctx.clone());
+        let span = reconcile_span(name, obj.meta());
+        let run = span.in_scope(|| reconcile(obj, ctx.clone()));
         async move {
             let _timer = timer;
-            let result = run.await;
-            if result.is_ok() {
-                ctx.forget_failures(&key);
-            }
-            result
+            let action = match run.await {
+                Ok(action) => {
+                    ctx.forget_failures(&key);
+                    action
+                }
+                Err(error) => ctx.after_failure(key, &error),
+            };
+            Ok::<_, Error>(action)
         }
+        .instrument(span)
     };
     info!(controller = name, "starting");
     let gone = ctx.clone();
     let running = controller
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, never_fails, ctx)
         .for_each(move |result| {
             match result {
                 Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
@@ -458,30 +468,54 @@ pub async fn run_controller<K, F, Fut>(
     info!(controller = name, "stopped");
 }
 
-/// Counts the failure and decides when to retry: permanent errors wait for the
-/// object to change, transient ones back off per object.
-fn error_policy<K>(obj: Arc<DeserializeGuard<K>>, error: &Error, ctx: Arc<Context>) -> Action
-where
-    K: Resource<DynamicType = ()>,
-{
-    let pending = matches!(error, Error::Pending(_));
-    if !pending {
-        ctx.metrics.reconcile_failed(ctx.name, error.metric_label());
+/// The span of one reconcile: `controller`, `object` (`namespace/name`), `uid` and
+/// `reconcile_id`, numbered per process (a log stack adds the pod).
+fn reconcile_span(controller: &'static str, meta: &ObjectMeta) -> tracing::Span {
+    static RECONCILES: AtomicU64 = AtomicU64::new(1);
+    let id = RECONCILES.fetch_add(1, Ordering::Relaxed);
+    let name = meta.name.as_deref().unwrap_or_default();
+    let object = match meta.namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    };
+    info_span!(
+        "reconcile",
+        controller,
+        object,
+        uid = meta.uid.as_deref().unwrap_or_default(),
+        reconcile_id = id
+    )
+}
+
+/// kube-runtime's error policy, never called: the reconcile wrapper turns every
+/// failure into its action ([`Context::after_failure`]) inside the reconcile's span.
+fn never_fails<K>(_obj: Arc<DeserializeGuard<K>>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::await_change()
+}
+
+impl Context {
+    /// Counts the failure and decides when to retry: permanent errors wait for the
+    /// object to change, transient ones back off per object.
+    fn after_failure(&self, key: ObjectKey, error: &Error) -> Action {
+        let pending = matches!(error, Error::Pending(_));
+        if !pending {
+            self.metrics
+                .reconcile_failed(self.name, error.metric_label());
+        }
+        if error.is_permanent() {
+            self.forget_failures(&key);
+            return Action::await_change();
+        }
+        let attempt = self.failed(key.clone(), error.to_string());
+        let delay = retry_delay(pending, attempt);
+        self.queue.retry_in(key, delay);
+        if pending {
+            debug!(%error, retry_in = ?delay, "waiting");
+        } else {
+            warn!(%error, retry_in = ?delay, "reconcile failed");
+        }
+        Action::requeue(delay)
     }
-    let key = key_of(&ObjectRef::from_obj(&*obj));
-    if error.is_permanent() {
-        ctx.forget_failures(&key);
-        return Action::await_change();
-    }
-    let attempt = ctx.failed(key.clone(), error.to_string());
-    let delay = retry_delay(pending, attempt);
-    ctx.queue.retry_in(key, delay);
-    if pending {
-        debug!(controller = ctx.name, %error, retry_in = ?delay, "waiting");
-    } else {
-        warn!(controller = ctx.name, %error, retry_in = ?delay, "reconcile failed");
-    }
-    Action::requeue(delay)
 }
 
 /// How long to wait before retry `attempt`. Work under way in the cloud (`pending`)

@@ -139,7 +139,17 @@ pub fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
+        // One object per line: the event's fields at the top (`message`, `error`, …),
+        // and `spans`, the fields of every span it is in, outermost first. Inside a
+        // reconcile that includes pave's `reconcile` span: `controller`, `object`
+        // (`namespace/name`), `uid` and `reconcile_id`; a line a library logs from a
+        // span of its own (the AWS SDK, kube's client) still has pave's further up.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }

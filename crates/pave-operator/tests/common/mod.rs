@@ -18,6 +18,20 @@ use serde_json::Value;
 
 pub const CATALOG: &str = "pave-catalog";
 
+/// How an operator logs: `--log-format` and `RUST_LOG`.
+#[derive(Clone, Copy)]
+struct Log<'a> {
+    format: &'a str,
+    rust_log: &'a str,
+}
+
+impl Log<'static> {
+    const TEXT: Log<'static> = Log {
+        format: "text",
+        rust_log: "info",
+    };
+}
+
 /// A running operator. Dropping it kills the process, so a failed assertion never
 /// leaves one behind; when the test is panicking its log is printed first.
 pub struct Operator {
@@ -41,7 +55,29 @@ impl Operator {
     /// `pave_testenv::FaultProxy` in front of moto).
     pub fn start_with(env: &TestEnv, config: Option<&str>, aws_endpoint: &str) -> Operator {
         let cluster_id = format!("test-{}", std::process::id());
-        Operator::spawn(env, config, aws_endpoint, Some(&cluster_id), None, &[])
+        Operator::spawn(
+            env,
+            config,
+            aws_endpoint,
+            Some(&cluster_id),
+            None,
+            &[],
+            Log::TEXT,
+        )
+    }
+
+    /// As [`Operator::start_with`], logging in `format` (`text`, `json`) at `rust_log`
+    /// (an `EnvFilter` spec such as `debug`).
+    pub fn start_logging(
+        env: &TestEnv,
+        config: Option<&str>,
+        aws_endpoint: &str,
+        format: &str,
+        rust_log: &str,
+    ) -> Operator {
+        let cluster_id = format!("test-{}", std::process::id());
+        let log = Log { format, rust_log };
+        Operator::spawn(env, config, aws_endpoint, Some(&cluster_id), None, &[], log)
     }
 
     /// As [`Operator::start`], with the API server at `kubeconfig`'s address and
@@ -49,13 +85,21 @@ impl Operator {
     pub fn start_with_args(env: &TestEnv, kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
         let cluster_id = format!("test-{}", std::process::id());
         let moto = env.moto_endpoint();
-        Operator::spawn(env, None, &moto, Some(&cluster_id), Some(kubeconfig), args)
+        Operator::spawn(
+            env,
+            None,
+            &moto,
+            Some(&cluster_id),
+            Some(kubeconfig),
+            args,
+            Log::TEXT,
+        )
     }
 
     /// As [`Operator::start`], without `PAVE_CLUSTER_ID`: the operator picks its
     /// default cluster id itself.
     pub fn start_with_default_cluster_id(env: &TestEnv) -> Operator {
-        Operator::spawn(env, None, &env.moto_endpoint(), None, None, &[])
+        Operator::spawn(env, None, &env.moto_endpoint(), None, None, &[], Log::TEXT)
     }
 
     fn spawn(
@@ -65,6 +109,7 @@ impl Operator {
         cluster_id: Option<&str>,
         kubeconfig: Option<&std::path::Path>,
         args: &[&str],
+        log: Log<'_>,
     ) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
         if let Some(config) = config {
@@ -80,13 +125,13 @@ impl Operator {
             command.arg("--config").arg(path);
         }
         command
-            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", log.format])
             .args(args)
             .env("KUBECONFIG", kubeconfig.unwrap_or(env.kubeconfig_path()))
             .env("AWS_ENDPOINT_URL", aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log.rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
