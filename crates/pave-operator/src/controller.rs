@@ -30,6 +30,9 @@ use crate::metrics::Metrics;
 use crate::queue::{ObjectKey, QueueDepth};
 use crate::readiness::Readiness;
 
+/// The action of an Event about the object as a whole.
+const RECONCILE: &str = "Reconcile";
+
 /// The longest wait between looks at work under way in the cloud.
 const PENDING_CAP: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -168,7 +171,23 @@ impl Context {
 impl Context {
     /// Publishes a Normal Event on `obj` (best effort: a failure is only logged).
     pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
-        self.publish(obj, EventType::Normal, reason, note).await;
+        self.publish(obj, EventType::Normal, reason, RECONCILE, note)
+            .await;
+    }
+
+    /// As [`Context::event`], for one of several things an object has (a cloud
+    /// resource): `action` names it. kube-runtime's recorder folds Events of the same
+    /// type, reason and action on an object into one series that keeps the first note,
+    /// so without it "Subnet a created" would hide "Subnet b created".
+    pub async fn event_on<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(obj, EventType::Normal, reason, action, note)
+            .await;
     }
 
     /// Publishes a Warning Event on `obj`: something the user must act on.
@@ -178,7 +197,8 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        self.publish(obj, EventType::Warning, reason, note).await;
+        self.publish(obj, EventType::Warning, reason, RECONCILE, note)
+            .await;
     }
 
     async fn publish<K: Resource<DynamicType = ()>>(
@@ -186,13 +206,15 @@ impl Context {
         obj: &K,
         type_: EventType,
         reason: &str,
+        action: &str,
         note: String,
     ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".into(),
+            // The API server allows 128 characters.
+            action: action.chars().take(128).collect(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {

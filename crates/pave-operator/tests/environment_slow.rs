@@ -239,6 +239,25 @@ fn foreground_deletion_shows_its_progress_while_the_database_is_deleting() {
     wait_gone(env, ns, name, Duration::from_secs(60));
     let after = devenv::cloud(env, region, &uid);
     assert_eq!(total(&after), 0, "left behind: {after}");
+    // Each step was an Event: deletion started, the database being deleted, each
+    // resource deleted (one Event per resource), and the end.
+    let reasons = devenv::events_about(env, ns, name, "", "reason");
+    for reason in ["Deleting", "DeletingResource", "DeletedResource", "Deleted"] {
+        assert!(
+            reasons.split_whitespace().any(|r| r == reason),
+            "no {reason} Event in {reasons}"
+        );
+    }
+    let deleting = devenv::events_about(env, ns, name, "reason=DeletingResource", "note");
+    assert!(
+        deleting.contains(&format!("DBInstance {database} (")),
+        "the database's deletion: {deleting}"
+    );
+    let deleted = devenv::events_about(env, ns, name, "reason=DeletedResource", "note");
+    assert!(
+        deleted.matches(") deleted").count() >= 1,
+        "resources deleted while the database was: {deleted}"
+    );
 
     let seen = proxy.requests();
     let asked = seen

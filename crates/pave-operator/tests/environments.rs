@@ -204,6 +204,26 @@ fn an_environment_is_provisioned_updated_and_deleted_in_the_foreground() {
         0,
         "nothing left behind"
     );
+    // Every transition was an Event, which outlives the object. (moto deletes at
+    // once, so the steps of a deletion are environment_slow.rs's.)
+    let reasons = events_about(env, ns, "feature-payment-v2-env", "", "reason");
+    for reason in [
+        "Provisioning",
+        "Created",
+        "Ready",
+        "Updating",
+        "Deleting",
+        "Deleted",
+    ] {
+        assert!(
+            reasons.split_whitespace().any(|r| r == reason),
+            "no {reason} Event in {reasons}"
+        );
+    }
+    // One per resource created: the 8 of a small environment, and the medium one's
+    // second instance.
+    let created = events_about(env, ns, "feature-payment-v2-env", "reason=Created", "note");
+    assert_eq!(created.matches(" created: ").count(), 9, "{created}");
 }
 
 #[test]

@@ -237,7 +237,8 @@ pub(super) async fn apply(
                         info!(environment = %controller::describe(env), resource = %desired.name, ?changes, "brought in line with the spec");
                         let note =
                             format!("{} {}: {}", desired.kind, desired.name, changes.join(", "));
-                        ctx.event(env, "DriftCorrected", note).await;
+                        let action = format!("Correct{}/{}", desired.kind, desired.name);
+                        ctx.event_on(env, "DriftCorrected", &action, note).await;
                         progress.status.last_drift_check = Some(Time(Timestamp::now()));
                     }
                     Ok(_) => {}
@@ -257,7 +258,8 @@ pub(super) async fn apply(
                         "{} {} was gone from the cloud; creating it again",
                         desired.kind, desired.name
                     );
-                    ctx.event(env, "DriftCorrected", note).await;
+                    let action = format!("Recreate{}/{}", desired.kind, desired.name);
+                    ctx.event_on(env, "DriftCorrected", &action, note).await;
                     progress.status.last_drift_check = Some(Time(Timestamp::now()));
                 }
                 let password =

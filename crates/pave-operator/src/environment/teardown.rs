@@ -39,6 +39,10 @@ pub(super) async fn cleanup(
     // application must not outlive the database it reads.
     let mut progress = Progress::new(env, ctx);
     progress.status.phase = Some(Phase::Deleting);
+    // Written at once, so the phase (and its Event) shows even when the cloud takes
+    // everything away within this reconcile.
+    progress.condition(READY, Status::False, "Deleting", "deletion started");
+    progress.save().await?;
     let gitops_status = env.status.as_ref().and_then(|s| s.gitops.as_ref());
     if env.spec.gitops.is_some() || gitops_status.is_some() {
         let destination = gitops_status
@@ -85,6 +89,8 @@ pub(super) async fn cleanup(
             return blocked(&mut progress, ctx, error.to_string(), false).await;
         }
         info!(environment = %controller::describe(env), "deleted; its cloud resources and connection secret are kept (deletionPolicy Orphan)");
+        let note = "its cloud resources and connection secret are kept (deletionPolicy Orphan)";
+        ctx.event(env, "Orphaned", note.to_owned()).await;
         return Ok(Action::await_change());
     }
     if env.spec.composite_delete_policy == CompositeDeletePolicy::Background {
@@ -103,6 +109,8 @@ pub(super) async fn cleanup(
                 return blocked(&mut progress, ctx, error.to_string(), false).await;
             }
             info!(environment = %controller::describe(env), "every cloud resource deleted; releasing");
+            let note = "every cloud resource deleted; the environment goes".to_owned();
+            ctx.event(env, "Deleted", note).await;
             Ok(Action::await_change())
         }
         Ok(Teardown::Waiting(left)) => {
