@@ -28,7 +28,7 @@ help:
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make image  the operator's image as an OCI archive (no Docker needed)"
-	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards, environments and GitOps (Argo CD) on a real control plane"
+	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards, environments, GitOps (Argo CD) and leader failover on a real control plane"
 
 # Builds the control plane from upstream Go modules (cached by version) and installs
 # moto into its own virtualenv: what the demo needs.
@@ -74,7 +74,7 @@ bench: testbed
 	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
 	PAVE_ARGOCD_CRDS="$$(bash $(SCRIPTS)/build-argocd.sh crds)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
-	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd
+	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd --bench failover
 
 demo: control-plane
 	@bash $(SCRIPTS)/demo.sh

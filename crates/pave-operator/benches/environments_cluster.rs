@@ -226,7 +226,9 @@ async fn run(env: &TestEnv, n: usize) {
     env.run_kubectl(&["create", "namespace", "bench"]).unwrap();
     let api: Api<DeveloperEnvironment> = Api::namespaced(client, "bench");
 
-    let operator = support::Operator::start_with(env, Some(&config), &proxy.endpoint());
+    // Two replicas, as the chart runs them.
+    let replicas = support::Replicas::start(env, Some(&config), &proxy.endpoint());
+    let operator = &replicas.leader;
     let started = Instant::now();
     stream::iter(0..n)
         .map(|i| {
@@ -299,10 +301,7 @@ async fn run(env: &TestEnv, n: usize) {
         "status writes at rest: {} (target 0)",
         operator.writes_of("pave-environments") - writes
     );
-    println!(
-        "operator peak RSS: {:.1} MiB (target < 150 MiB)",
-        operator.peak_rss_mib()
-    );
+    replicas.report_rss("< 150 MiB");
 
     proxy.clear_requests();
     let deleting = Instant::now();
@@ -363,6 +362,6 @@ async fn run(env: &TestEnv, n: usize) {
             .join(", "),
         load()
     );
-    drop(operator);
+    replicas.stop();
     let _ = std::fs::remove_file(config);
 }

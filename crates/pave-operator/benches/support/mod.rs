@@ -78,12 +78,46 @@ impl Operator {
         config: Option<&std::path::Path>,
         aws_endpoint: &str,
     ) -> Operator {
+        Operator::spawn(env, config, aws_endpoint, &[])
+    }
+
+    /// A replica taking part in leader election on the Lease `default/pave-bench`,
+    /// with the chart's lease duration unless `lease_seconds` says otherwise.
+    pub fn start_replica(
+        env: &TestEnv,
+        config: Option<&std::path::Path>,
+        aws_endpoint: &str,
+        identity: &str,
+        lease_seconds: u64,
+    ) -> Operator {
+        let duration = lease_seconds.to_string();
+        let args = [
+            "--leader-elect",
+            "--lease-name",
+            "pave-bench",
+            "--lease-namespace",
+            "default",
+            "--lease-duration",
+            &duration,
+            "--leader-identity",
+            identity,
+        ];
+        Operator::spawn(env, config, aws_endpoint, &args)
+    }
+
+    fn spawn(
+        env: &TestEnv,
+        config: Option<&std::path::Path>,
+        aws_endpoint: &str,
+        args: &[&str],
+    ) -> Operator {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pave-operator"));
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
         command
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(args)
             .env("KUBECONFIG", env.kubeconfig_path())
             .env("AWS_ENDPOINT_URL", aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -126,22 +160,50 @@ impl Operator {
 
     /// Status writes of one controller (its field manager name).
     pub fn writes_of(&self, controller: &str) -> f64 {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        self.metric(&format!(
+            "pave_operator_status_writes_total{{controller=\"{controller}\"}}"
+        ))
+    }
+
+    /// Whether this replica runs the controllers (`pave_operator_leader`).
+    pub fn leading(&self) -> bool {
+        self.metric("pave_operator_leader") == 1.0
+    }
+
+    /// The value of one series (name and labels as `/metrics` prints them); NaN if
+    /// absent or the operator does not answer.
+    pub fn metric(&self, series: &str) -> f64 {
+        let Ok(mut stream) = TcpStream::connect(self.addr) else {
+            return f64::NAN;
+        };
+        let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         let mut body = String::new();
-        stream.read_to_string(&mut body).unwrap();
+        if write!(stream, "{request}").is_err() || stream.read_to_string(&mut body).is_err() {
+            return f64::NAN;
+        }
         body.lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!(
-                    "pave_operator_status_writes_total{{controller=\"{controller}\"}} "
-                ))
-            })
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as the kubelet stops a pod, and waits for the exit (a leader releases
+    /// its Lease).
+    pub fn terminate(&mut self) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 
     /// Peak resident set size in MiB, from the kernel's high-water mark.
@@ -160,5 +222,55 @@ impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Two replicas as the chart runs them (leader election on one Lease, the chart's
+/// 15 s lease): the first started leads before the second starts, so benchmarks know
+/// which one works.
+pub struct Replicas {
+    pub leader: Operator,
+    pub standby: Operator,
+}
+
+impl Replicas {
+    pub fn start(env: &TestEnv, config: Option<&std::path::Path>, aws_endpoint: &str) -> Replicas {
+        let leader = Operator::start_replica(env, config, aws_endpoint, "replica-a", LEASE_SECONDS);
+        wait_until(Duration::from_secs(60), "replica-a leading", || {
+            leader.leading()
+        });
+        let standby =
+            Operator::start_replica(env, config, aws_endpoint, "replica-b", LEASE_SECONDS);
+        wait_until(Duration::from_secs(60), "replica-b answering", || {
+            standby.metric("pave_operator_leader") == 0.0
+        });
+        Replicas { leader, standby }
+    }
+
+    /// Stops both cleanly, so the Lease is free for the next pair at once.
+    pub fn stop(mut self) {
+        self.standby.terminate();
+        self.leader.terminate();
+    }
+
+    /// Both replicas' peak RSS, for the report.
+    pub fn report_rss(&self, target: &str) {
+        println!(
+            "operator peak RSS: leader {:.1} MiB (target {target}), standby {:.1} MiB",
+            self.leader.peak_rss_mib(),
+            self.standby.peak_rss_mib()
+        );
+    }
+}
+
+/// The chart's default lease duration.
+pub const LEASE_SECONDS: u64 = 15;
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
+pub fn wait_until(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -242,14 +242,17 @@ mod tests {
             Some(Phase::Deleting),
             vec![resource("vpc", Some("vpc-1"), "deleted", Some("deleting"))],
         );
-        let reasons =
-            |a, b| -> Vec<&str> { transitions(a, b).into_iter().map(|(r, _)| r).collect() };
+        let reasons = |a, b| -> Vec<&str> {
+            transitions(a, b)
+                .into_iter()
+                .map(|(reason, _, _)| reason)
+                .collect()
+        };
         assert_eq!(reasons(&none, &provisioning), ["Provisioning"]);
         assert_eq!(reasons(&provisioning, &created), ["Created"]);
-        assert_eq!(
-            transitions(&provisioning, &created)[0].1,
-            "Vpc vpc created: vpc-1"
-        );
+        let (_, action, note) = &transitions(&provisioning, &created)[0];
+        assert_eq!(note, "Vpc vpc created: vpc-1");
+        assert_eq!(action.as_deref(), Some("CreateVpc/vpc"));
         assert_eq!(reasons(&created, &ready), ["Ready"]);
         assert_eq!(reasons(&ready, &deleting), ["Deleting", "DeletingResource"]);
         assert_eq!(reasons(&deleting, &deleted), ["DeletedResource"]);
