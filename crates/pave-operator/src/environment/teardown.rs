@@ -38,11 +38,14 @@ pub(super) async fn cleanup(
     // The Argo CD Application goes first, with what it deployed, and is awaited: the
     // application must not outlive the database it reads.
     let mut progress = Progress::new(env, ctx);
-    progress.status.phase = Some(Phase::Deleting);
-    // Written at once, so the phase (and its Event) shows even when the cloud takes
-    // everything away within this reconcile.
-    progress.condition(READY, Status::False, "Deleting", "deletion started");
-    progress.save().await?;
+    // Written at once the first time, so the phase (and its Event) shows even when the
+    // cloud takes everything away within this reconcile; later ones leave the
+    // condition to the step they are waiting on.
+    if progress.status.phase != Some(Phase::Deleting) {
+        progress.status.phase = Some(Phase::Deleting);
+        progress.condition(READY, Status::False, "Deleting", "deletion started");
+        progress.save().await?;
+    }
     let gitops_status = env.status.as_ref().and_then(|s| s.gitops.as_ref());
     if env.spec.gitops.is_some() || gitops_status.is_some() {
         let destination = gitops_status
