@@ -22,7 +22,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use std::{env, fs, io, thread};
 
@@ -51,6 +51,9 @@ rules:
 ";
 const REPO_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
 const STATE_DIR_PREFIX: &str = "pave-testenv-";
+/// How long [`TestEnv::restart_apiserver`] lets kube-apiserver shut down by itself
+/// before SIGKILL: a kubelet's default termination grace period.
+pub const APISERVER_GRACE: Duration = Duration::from_secs(30);
 /// Marks a state dir that must survive its owner (Options::keep_state_dir).
 const KEEP_MARKER: &str = ".keep";
 
@@ -140,6 +143,22 @@ pub struct Options {
     /// cluster's is for pods (ServiceAccount admission, the Node authorizer, every
     /// default controller). Needs root; one node tier runs at a time per machine.
     pub node: bool,
+    /// An audit policy (YAML, `audit.k8s.io/v1` Policy) for the API server, which then
+    /// writes what it matches to [`TestEnv::audit_log`] as JSON lines. Unset, there is
+    /// an audit log only with a node (every request a service account makes).
+    pub audit_policy: Option<String>,
+}
+
+/// How a restart of one component went ([`TestEnv::restart_apiserver`],
+/// [`TestEnv::restart_moto`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// From the signal until the old process was gone.
+    pub stopped_in: Duration,
+    /// Whether it was still running after its grace period and had to be killed.
+    pub killed: bool,
+    /// From the signal until the new process answered its readiness check.
+    pub down_for: Duration,
 }
 
 /// A running test bed. Dropping it stops every process and removes its state dir.
@@ -149,6 +168,14 @@ pub struct TestEnv {
     state_dir: PathBuf,
     kubeconfig: PathBuf,
     moto_port: u16,
+    /// moto's server program, for starting it again ([`TestEnv::restart_moto`]).
+    moto_server: PathBuf,
+    /// Where etcd and the API server listen, so the API server can be started again
+    /// on its port, against the same etcd ([`TestEnv::restart_apiserver`]).
+    etcd_port: u16,
+    apiserver_port: u16,
+    /// The API server's audit policy, if it has one ([`Options::audit_policy`]).
+    audit_policy: Option<String>,
     /// The Python of moto's virtualenv, which has boto3: tests use it to look at what
     /// moto holds with a client that is not pave's.
     moto_python: PathBuf,
@@ -163,7 +190,9 @@ pub struct TestEnv {
     /// Whether start created the state dir; one given by the caller that already
     /// existed is never removed as a whole, only what start put in it.
     created_state_dir: bool,
-    processes: Vec<Process>,
+    /// Behind a lock so that a component can be restarted through a shared reference
+    /// (a test holds its [`TestNamespace`], which borrows the environment, meanwhile).
+    processes: Mutex<Vec<Process>>,
 }
 
 impl TestEnv {
@@ -231,6 +260,14 @@ impl TestEnv {
             kubeconfig: state_dir.join("kubeconfig"),
             state_dir,
             moto_port: 0,
+            moto_server: moto_server.clone(),
+            etcd_port: 0,
+            apiserver_port: 0,
+            audit_policy: match (&options.audit_policy, options.node) {
+                (Some(policy), _) => Some(policy.clone()),
+                (None, true) => Some(AUDIT_POLICY.to_owned()),
+                (None, false) => None,
+            },
             moto_tag_index: options.moto_tag_index,
             keep_state_dir: options.keep_state_dir,
             host_ip: if options.node {
@@ -240,15 +277,15 @@ impl TestEnv {
             },
             node: None,
             created_state_dir,
-            processes: Vec::new(),
+            processes: Mutex::new(Vec::new()),
         };
         // On failure, drop stops whatever did start; the logs stay for reading.
-        env.boot(&options, &moto_server)
+        env.boot(&options)
             .inspect_err(|_| env.keep_state_dir = true)?;
         Ok(env)
     }
 
-    fn boot(&mut self, options: &Options, moto_server: &Path) -> Result<(), Error> {
+    fn boot(&mut self, options: &Options) -> Result<(), Error> {
         let node_identity = options.node.then_some((node::NODE_NAME, node::NODE_IP));
         let pki = Pki::generate(&[self.host_ip, KUBERNETES_SERVICE_IP], node_identity)?;
         let mut files = vec![
@@ -282,26 +319,26 @@ impl TestEnv {
             self.node = Some(node::Node::prepare(&self.state_dir)?);
         }
         // moto takes a few seconds to import; let it do so while the control plane starts.
-        let mut early_moto = Some(self.spawn_moto(moto_server)?);
-        let etcd_port = self.with_port_retries(Self::start_etcd)?;
-        let apiserver_port = self.with_port_retries(|env| env.start_apiserver(etcd_port, &pki))?;
-        self.write_env_file(apiserver_port)?;
+        let mut early_moto = Some(self.spawn_moto()?);
+        self.etcd_port = self.with_port_retries(Self::start_etcd)?;
+        self.apiserver_port = self.with_port_retries(|env| env.start_apiserver(&pki))?;
+        self.write_env_file()?;
         if let Some(dir) = &options.crd_dir {
             self.install_crds(dir)?;
         }
         self.start_controller_manager()?;
         if let Some(certs) = &pki.node {
-            self.start_node(&pki, certs, apiserver_port)?;
+            self.start_node(&pki, certs, self.apiserver_port)?;
         }
         self.moto_port = self.with_port_retries(|env| {
             let port = match early_moto.take() {
                 Some(port) => port,
-                None => env.spawn_moto(moto_server)?,
+                None => env.spawn_moto()?,
             };
             env.wait_for_moto(port)?;
             Ok(port)
         })?;
-        self.write_env_file(apiserver_port)
+        self.write_env_file()
     }
 
     /// Another process can take a picked port before the component binds it; then the
@@ -315,7 +352,7 @@ impl TestEnv {
                 Err(Error::Exited {
                     component, tail, ..
                 }) if attempt < 3 && tail.to_lowercase().contains("address already in use") => {
-                    self.processes.retain(|p| p.name != component);
+                    self.processes().retain(|p| p.name != component);
                 }
                 result => return result,
             }
@@ -353,39 +390,59 @@ impl TestEnv {
         Ok(client)
     }
 
-    fn start_apiserver(&mut self, etcd_port: u16, pki: &Pki) -> Result<u16, Error> {
+    fn start_apiserver(&mut self, pki: &Pki) -> Result<u16, Error> {
         let [port] = free_ports().map_err(io_error("pick a free port for kube-apiserver"))?;
         let server = format!("https://{}:{port}", self.host_ip);
         let kubeconfig =
             pki::render_kubeconfig(&server, &pki.ca_cert, &pki.admin_cert, &pki.admin_key);
         write_file(&self.kubeconfig, &kubeconfig)?;
+        if let Some(policy) = &self.audit_policy {
+            write_file(&self.state_dir.join("audit-policy.yaml"), policy)?;
+        }
+        let cmd = self.apiserver_command(port);
+        self.spawn("kube-apiserver", cmd)?;
+        self.wait_for_apiserver()?;
+        Ok(port)
+    }
+
+    /// kube-apiserver on `port` against this environment's etcd, with the
+    /// certificates and audit policy already in the state dir.
+    fn apiserver_command(&self, port: u16) -> Command {
         let pki_dir = self.state_dir.join("pki");
         let pki_file = |name: &str| pki_dir.join(name).display().to_string();
         let mut cmd = Command::new(self.bin_dir.join("kube-apiserver"));
-        cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
-            .arg(format!(
-                "--cert-dir={}",
-                self.state_dir.join("apiserver-certs").display()
-            ))
-            .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
-            .arg(format!(
-                "--tls-private-key-file={}",
-                pki_file("apiserver.key")
-            ))
-            .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
-            .arg(format!("--secure-port={port}"))
-            .arg(format!("--bind-address={}", self.host_ip))
-            .arg(format!("--advertise-address={}", self.host_ip))
-            .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
-            .arg("--allow-privileged=true");
-        if self.node.is_some() {
-            write_file(&self.state_dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
+        cmd.arg(format!(
+            "--etcd-servers=http://127.0.0.1:{}",
+            self.etcd_port
+        ))
+        .arg(format!(
+            "--cert-dir={}",
+            self.state_dir.join("apiserver-certs").display()
+        ))
+        .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
+        .arg(format!(
+            "--tls-private-key-file={}",
+            pki_file("apiserver.key")
+        ))
+        .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
+        .arg(format!("--secure-port={port}"))
+        .arg(format!("--bind-address={}", self.host_ip))
+        .arg(format!("--advertise-address={}", self.host_ip))
+        .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+        .arg("--allow-privileged=true")
+        // On SIGTERM, what is in flight is answered and watches get 2 s to end;
+        // without it the server waits for them until its 60 s request timeout,
+        // refusing everything new meanwhile, which makes every restart a minute.
+        .arg("--shutdown-watch-termination-grace-period=2s");
+        if self.audit_policy.is_some() {
             cmd.arg(format!(
                 "--audit-policy-file={}",
                 self.state_dir.join("audit-policy.yaml").display()
             ))
             .arg(format!("--audit-log-path={}", self.audit_log().display()))
             .arg("--audit-log-format=json");
+        }
+        if self.node.is_some() {
             // What a real cluster has for pods: service account tokens, the Node
             // authorizer and NodeRestriction for the kubelet, and a way to the kubelet.
             cmd.args([
@@ -421,7 +478,10 @@ impl TestEnv {
                 "--service-account-signing-key-file={}",
                 pki_file("service-account.key")
             ));
-        self.spawn("kube-apiserver", cmd)?;
+        cmd
+    }
+
+    fn wait_for_apiserver(&self) -> Result<(), Error> {
         self.wait_until("kube-apiserver", Duration::from_secs(90), |env| {
             env.run_kubectl(&["--request-timeout=5s", "get", "--raw", "/readyz"])
                 .map(drop)
@@ -431,8 +491,7 @@ impl TestEnv {
             env.run_kubectl(&["--request-timeout=5s", "get", "namespace", "default"])
                 .map(drop)
                 .map_err(|e| e.to_string())
-        })?;
-        Ok(port)
+        })
     }
 
     fn install_crds(&mut self, dir: &Path) -> Result<(), Error> {
@@ -522,21 +581,26 @@ impl TestEnv {
         })
     }
 
-    fn spawn_moto(&mut self, moto_server: &Path) -> Result<u16, Error> {
+    fn spawn_moto(&mut self) -> Result<u16, Error> {
         let [port] = free_ports().map_err(io_error("pick a free port for moto"))?;
+        let cmd = self.moto_command(port);
+        self.spawn("moto", cmd)?;
+        Ok(port)
+    }
+
+    fn moto_command(&self, port: u16) -> Command {
         let mut cmd = if self.moto_tag_index {
             let mut cmd = Command::new(&self.moto_python);
             cmd.args(["-c", MOTO_TAG_INDEX]);
             cmd
         } else {
-            Command::new(moto_server)
+            Command::new(&self.moto_server)
         };
         cmd.args(["-H", self.host_ip, "-p", &port.to_string()]);
-        self.spawn("moto", cmd)?;
-        Ok(port)
+        cmd
     }
 
-    fn wait_for_moto(&mut self, port: u16) -> Result<(), Error> {
+    fn wait_for_moto(&self, port: u16) -> Result<(), Error> {
         self.wait_until("moto", Duration::from_secs(60), |env| {
             match http_at(env.host_ip, "GET", port, "/moto-api/", "") {
                 Ok((200, _)) => Ok(()),
@@ -550,14 +614,14 @@ impl TestEnv {
         let log = self.state_dir.join(format!("{name}.log"));
         let action = format!("start {name} from {}", cmd.get_program().to_string_lossy());
         let process = Process::spawn(name, cmd, &log).map_err(io_error(action))?;
-        self.processes.push(process);
+        self.processes().push(process);
         Ok(())
     }
 
     /// Polls `probe` until it succeeds; fails early when the component exits and with
     /// the probe's last complaint when `within` runs out.
     fn wait_until(
-        &mut self,
+        &self,
         component: &'static str,
         within: Duration,
         mut probe: impl FnMut(&Self) -> Result<(), String>,
@@ -568,8 +632,8 @@ impl TestEnv {
                 Ok(()) => return Ok(()),
                 Err(problem) => problem,
             };
-            let process = self
-                .processes
+            let mut processes = self.processes();
+            let process = processes
                 .iter_mut()
                 .rev()
                 .find(|p| p.name == component)
@@ -591,11 +655,20 @@ impl TestEnv {
                     tail: process.tail(20),
                 });
             }
+            drop(processes);
             thread::sleep(Duration::from_millis(200));
         }
     }
 
-    fn write_env_file(&self, apiserver_port: u16) -> Result<(), Error> {
+    /// The components' processes (a lock poisoned by a panicking test still guards
+    /// them well enough to stop them).
+    fn processes(&self) -> MutexGuard<'_, Vec<Process>> {
+        self.processes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_env_file(&self) -> Result<(), Error> {
         let mut text = format!(
             "# source this file to use the pave test bed\nexport KUBECONFIG='{}'\nexport PAVE_TESTBED_BIN='{}'\n",
             self.kubeconfig.display(),
@@ -607,8 +680,8 @@ impl TestEnv {
             text += "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1\n";
         }
         text += &format!(
-            "# kube-apiserver: https://{}:{apiserver_port}\n",
-            self.host_ip
+            "# kube-apiserver: https://{}:{}\n",
+            self.host_ip, self.apiserver_port
         );
         write_file(&self.env_file(), &text)
     }
@@ -674,8 +747,10 @@ impl TestEnv {
         self.host_ip
     }
 
-    /// The API server's audit log (JSON lines, one per request a service account
-    /// made); written only when there is a node.
+    /// The API server's audit log (JSON lines): what [`Options::audit_policy`]
+    /// matches or, with a node and no policy given, one line per request a service
+    /// account made. Written only with a policy or a node; a restarted API server
+    /// appends to it.
     pub fn audit_log(&self) -> PathBuf {
         self.state_dir.join("audit.log")
     }
@@ -800,9 +875,65 @@ impl TestEnv {
         }
     }
 
+    /// Restarts kube-apiserver the way a control plane's restart does: SIGTERM, up to
+    /// [`APISERVER_GRACE`] for it to answer what is in flight and end its watches
+    /// (about a second; then SIGKILL), and the
+    /// same program again with the same flags, port, certificates, audit log and
+    /// etcd, so every object is still there. Returns once `/readyz` answers. Meanwhile
+    /// clients see their watches end and their connections refused, as they would.
+    pub fn restart_apiserver(&self) -> Result<Restart, Error> {
+        let command = self.apiserver_command(self.apiserver_port);
+        self.restart(
+            "kube-apiserver",
+            APISERVER_GRACE,
+            command,
+            Self::wait_for_apiserver,
+        )
+    }
+
+    /// Kills moto's server and starts a new one on the same port, as a crash and a
+    /// restart would: every AWS resource it held is gone. Returns once it answers.
+    pub fn restart_moto(&self) -> Result<Restart, Error> {
+        let (command, port) = (self.moto_command(self.moto_port), self.moto_port);
+        self.restart("moto", Duration::ZERO, command, |env| {
+            env.wait_for_moto(port)
+        })
+    }
+
+    /// Stops `component` (SIGTERM, `grace`, SIGKILL), starts `command` in its place
+    /// with its log appended to, and waits until `ready`.
+    fn restart(
+        &self,
+        component: &'static str,
+        grace: Duration,
+        command: Command,
+        ready: impl FnOnce(&Self) -> Result<(), Error>,
+    ) -> Result<Restart, Error> {
+        let started = Instant::now();
+        let mut processes = self.processes();
+        let process = processes
+            .iter_mut()
+            .find(|p| p.name == component)
+            .expect("every component of a started test bed has a process");
+        let killed = process.stop(grace);
+        let stopped_in = started.elapsed();
+        let action = format!(
+            "start {component} again from {}",
+            command.get_program().to_string_lossy()
+        );
+        *process = Process::respawn(component, command, &process.log).map_err(io_error(action))?;
+        drop(processes);
+        ready(self)?;
+        Ok(Restart {
+            stopped_in,
+            killed,
+            down_for: started.elapsed(),
+        })
+    }
+
     /// The last `lines` lines of every component's log, each headed by its name.
     pub fn logs_tail(&self, lines: usize) -> String {
-        self.processes
+        self.processes()
             .iter()
             .map(|p| {
                 format!(
@@ -817,8 +948,8 @@ impl TestEnv {
 
     /// Fails if a component has exited since it started (for long-running users such
     /// as `pave-testenv up`).
-    pub fn check_running(&mut self) -> Result<(), Error> {
-        for p in &mut self.processes {
+    pub fn check_running(&self) -> Result<(), Error> {
+        for p in self.processes().iter_mut() {
             if let Some(status) = p.exited() {
                 return Err(Error::Exited {
                     component: p.name,
@@ -850,11 +981,11 @@ impl Drop for TestEnv {
         // Pods and the node's processes first, so that none is restarted or left.
         drop(self.node.take());
         // Each component copes with the others going away, so they stop together.
-        stop_all(
-            &mut self.processes,
-            Duration::from_secs(3),
-            &["kube-apiserver"],
-        );
+        let processes = self
+            .processes
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stop_all(processes, Duration::from_secs(3), &["kube-apiserver"]);
         if self.keep_state_dir {
             return;
         }
@@ -862,7 +993,7 @@ impl Drop for TestEnv {
             let _ = fs::remove_dir_all(&self.state_dir);
             return;
         }
-        let logs = self.processes.iter().map(|p| p.log.clone());
+        let logs: Vec<PathBuf> = processes.iter().map(|p| p.log.clone()).collect();
         let dirs = [
             "pki",
             "etcd-data",
@@ -878,7 +1009,10 @@ impl Drop for TestEnv {
         for dir in dirs {
             let _ = fs::remove_dir_all(dir);
         }
-        for file in logs.chain([self.kubeconfig.clone(), self.env_file()]) {
+        for file in logs
+            .into_iter()
+            .chain([self.kubeconfig.clone(), self.env_file()])
+        {
             let _ = fs::remove_file(file);
         }
     }

@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         node,
     } = Cli::parse().command;
     let started = std::time::Instant::now();
-    let mut env = TestEnv::start(Options {
+    let env = TestEnv::start(Options {
         crd_dir: crds,
         state_dir,
         keep_state_dir: keep,

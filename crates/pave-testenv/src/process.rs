@@ -73,8 +73,23 @@ pub(crate) struct Process {
 }
 
 impl Process {
-    pub fn spawn(name: &'static str, mut command: Command, log: &Path) -> io::Result<Self> {
-        let out = File::create(log)?;
+    pub fn spawn(name: &'static str, command: Command, log: &Path) -> io::Result<Self> {
+        Self::spawn_into(name, command, log, File::create(log)?)
+    }
+
+    /// As [`Process::spawn`], appending to `log`: a component started again keeps what
+    /// its predecessor logged, so a test can read both lives.
+    pub fn respawn(name: &'static str, command: Command, log: &Path) -> io::Result<Self> {
+        let out = File::options().create(true).append(true).open(log)?;
+        Self::spawn_into(name, command, log, out)
+    }
+
+    fn spawn_into(
+        name: &'static str,
+        mut command: Command,
+        log: &Path,
+        out: File,
+    ) -> io::Result<Self> {
         command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -94,6 +109,26 @@ impl Process {
 
     pub fn tail(&self, lines: usize) -> String {
         tail(&self.log, lines)
+    }
+
+    /// SIGTERM, then up to `grace` for the process to exit by itself, then SIGKILL.
+    /// Returns whether it had to be killed; either way it is reaped.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        if self.exited().is_none() {
+            // SAFETY: plain kill(2) on a child we have not reaped yet.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let killed = self.exited().is_none();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        killed
     }
 }
 

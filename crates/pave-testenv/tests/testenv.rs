@@ -269,3 +269,99 @@ fn a_private_env_serves_its_crds_to_the_garbage_collector_and_cleans_up() {
         "kube-apiserver still listens on {apiserver}"
     );
 }
+
+/// Records who created, changed or deleted ConfigMaps, to see that the log covers
+/// both lives of a restarted API server.
+const CONFIGMAP_AUDIT: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  resources: [{group: \"\", resources: [configmaps]}]
+  verbs: [create, update, patch, delete]
+- level: None
+";
+
+#[test]
+fn a_restarted_apiserver_keeps_its_objects_and_a_restarted_moto_forgets_everything() {
+    let env = TestEnv::start(Options {
+        audit_policy: Some(CONFIGMAP_AUDIT.to_owned()),
+        ..Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let uid_of = |env: &TestEnv, name: &str| {
+        kubectl(
+            env,
+            &[
+                "get",
+                "configmap",
+                name,
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+        )
+    };
+    kubectl(&env, &["create", "configmap", "before", "-n", "default"]);
+    let uid = uid_of(&env, "before");
+    let kubeconfig = std::fs::read_to_string(env.kubeconfig_path()).unwrap();
+
+    let restart = env.restart_apiserver().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("kube-apiserver restart: {restart:?}");
+    assert!(
+        !restart.killed,
+        "kube-apiserver did not stop within its grace period: {restart:?}"
+    );
+    // Same address and credentials; the object is the same one, and writes are taken.
+    assert_eq!(
+        std::fs::read_to_string(env.kubeconfig_path()).unwrap(),
+        kubeconfig
+    );
+    assert_eq!(uid_of(&env, "before"), uid);
+    kubectl(&env, &["create", "configmap", "after", "-n", "default"]);
+    env.check_running().unwrap_or_else(|e| panic!("{e}"));
+    let audit = std::fs::read_to_string(env.audit_log()).unwrap();
+    let created: Vec<String> = audit
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["verb"] == "create" && event["objectRef"]["namespace"] == "default")
+        .filter_map(|event| event["objectRef"]["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(created, ["before", "after"], "{audit}");
+
+    let endpoint = env.moto_endpoint();
+    let vpc = env
+        .boto3(
+            r#"
+import boto3
+print(boto3.client("ec2").create_vpc(CidrBlock="10.9.0.0/24")["Vpc"]["VpcId"])
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vpcs_named = format!(
+        r#"
+import boto3
+print(len(boto3.client("ec2").describe_vpcs(Filters=[{{"Name": "vpc-id", "Values": [{:?}]}}])["Vpcs"]))
+"#,
+        vpc.trim()
+    );
+    assert_eq!(env.boto3(&vpcs_named).unwrap().trim(), "1");
+    let restart = env.restart_moto().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("moto restart: {restart:?}");
+    assert_eq!(env.moto_endpoint(), endpoint);
+    assert_eq!(
+        env.boto3(&vpcs_named).unwrap().trim(),
+        "0",
+        "the new moto still holds {vpc}"
+    );
+    env.check_running().unwrap_or_else(|e| panic!("{e}"));
+    let logs = env.logs_tail(1000);
+    for component in ["kube-apiserver", "moto"] {
+        assert_eq!(
+            logs.matches(&format!("==> {component} (")).count(),
+            1,
+            "{logs}"
+        );
+    }
+}

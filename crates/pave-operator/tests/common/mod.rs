@@ -215,6 +215,14 @@ impl Operator {
         self.child.id()
     }
 
+    /// The exit status if the process has exited (by itself or by a signal), without
+    /// waiting: `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .try_wait()
+            .expect("wait(2) on the operator's pid")
+    }
+
     /// Waits up to `within` for the process to exit by itself (or by another's signal).
     pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
         let started = Instant::now();
