@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::error::{Error, backoff};
+use crate::last_write::LastWrites;
 use crate::metrics::Metrics;
 use crate::queue::{ObjectKey, QueueDepth};
 use crate::readiness::Readiness;
@@ -62,6 +63,7 @@ pub struct Context {
     metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<Failures>,
+    last_writes: LastWrites,
     queue: Arc<QueueDepth>,
 }
 
@@ -234,6 +236,12 @@ impl Context {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     {
+        let key = key_of(&ObjectRef::from_obj(obj));
+        let version = obj.meta().resource_version.as_deref();
+        if self.last_writes.repeats(&key, version, &status) {
+            debug!(object = %describe(obj), "status written already; the store is behind");
+            return Ok(());
+        }
         let body = StatusApply {
             api_version: &K::api_version(&()),
             kind: &K::kind(&()),
@@ -246,6 +254,7 @@ impl Context {
                 object: describe(obj),
                 source,
             })?;
+        self.last_writes.wrote(key, version, &body.status);
         self.metrics.status_written(self.name);
         debug!(controller = self.name, object = %describe(obj), "status written");
         Ok(())
@@ -422,6 +431,7 @@ pub async fn run_controller<K, F, Fut>(
         metrics: shared.metrics.clone(),
         recorder: Recorder::new(shared.client.clone(), Reporter::from(name)),
         failures: Mutex::default(),
+        last_writes: LastWrites::default(),
         queue: shared.metrics.queue(name),
     });
     let controller = controller.graceful_shutdown_on(shared.shutdown);
@@ -478,6 +488,7 @@ pub async fn run_controller<K, F, Fut>(
                     debug!(%obj, "object gone");
                     let key = key_of(&obj);
                     gone.queue.left(&key);
+                    gone.last_writes.forget(&key);
                     gone.forget_failures(&key);
                 }
                 // A failing watch is reported once, as a readiness problem, by

@@ -14,6 +14,7 @@ pub mod controller;
 pub mod environment;
 pub mod error;
 pub mod http;
+pub mod last_write;
 pub mod leader;
 pub mod metrics;
 pub mod queue;

@@ -253,6 +253,22 @@ pub(super) async fn apply(
                     .resources
                     .iter()
                     .any(|r| r.name == desired.name && r.id.is_some());
+                if lost && trust_status {
+                    // What status records as there may be gone as well (the region
+                    // lost its state, someone cleaned the account): every resource is
+                    // looked at before anything is created again.
+                    cloud
+                        .drifted
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(request.uid.clone());
+                    return Err(Error::Pending(format!(
+                        "{} {} of {} was gone from the cloud; looking at every resource",
+                        desired.kind,
+                        desired.name,
+                        controller::describe(env)
+                    )));
+                }
                 if lost {
                     let note = format!(
                         "{} {} was gone from the cloud; creating it again",
