@@ -12,11 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::devenv::{delete, environment, wait_gone, wait_phase};
 use common::proxy::one_operator_at_a_time;
 use common::{CATALOG, Operator, eventually, holds_for, kubectl_apply};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use pave_testenv::TestEnv;
 use serde_json::Value;
+
+const ENVIRONMENTS: &str = "pave-environments";
 
 /// Short, so the test waits seconds, not the chart's 15 s.
 const LEASE_SECONDS: u64 = 4;
@@ -45,6 +48,15 @@ fn replica(
             id,
         ],
     )
+}
+
+/// Every AWS request the replica made (`pave_operator_aws_requests_total`, summed).
+fn aws_requests(operator: &Operator) -> f64 {
+    let (_, text) = operator.get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with("pave_operator_aws_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn leading(operator: &Operator) -> bool {
@@ -116,15 +128,30 @@ fn one_replica_acts_and_a_standby_takes_over_from_a_killed_or_stopped_leader() {
 
     kubectl_apply(env, &component(&ns, "web"));
     acknowledged(env, &ns, "web");
+    let parameters =
+        serde_json::json!({"region": "eu-west-1", "dbSize": "db.t3.micro", "clusterSize": "small"});
+    kubectl_apply(
+        env,
+        &environment(&ns, "env", parameters, serde_json::json!({})),
+    );
+    wait_phase(env, &ns, "env", "Ready");
     assert!(a.counter("pave_operator_reconciles_total", CATALOG) > 0.0);
+    assert!(
+        aws_requests(&a) > 0.0,
+        "the leader provisioned the environment"
+    );
     holds_for(Duration::from_secs(2), "the standby doing nothing", || {
-        let runs = b.counter("pave_operator_reconciles_total", CATALOG);
-        let writes = b.counter("pave_operator_status_writes_total", CATALOG);
-        match (runs, writes, leading(&b)) {
-            (0.0, 0.0, false) => Ok(()),
-            other => Err(format!("runs, writes, leading: {other:?}")),
+        let runs = b.counter("pave_operator_reconciles_total", CATALOG)
+            + b.counter("pave_operator_reconciles_total", ENVIRONMENTS);
+        let writes = b.counter("pave_operator_status_writes_total", CATALOG)
+            + b.counter("pave_operator_status_writes_total", ENVIRONMENTS);
+        match (runs, writes, aws_requests(&b), leading(&b)) {
+            (0.0, 0.0, 0.0, false) => Ok(()),
+            other => Err(format!("runs, writes, AWS requests, leading: {other:?}")),
         }
     });
+    delete(env, &ns, "env");
+    wait_gone(env, &ns, "env", Duration::from_secs(60));
 
     // A leader killed without a chance to release: the standby waits out the lease.
     kill(&mut a);
