@@ -184,6 +184,7 @@ fn installed_with_helm_pave_runs_every_scenario_as_the_charts_pod() {
     the_roles_grant_exactly_what_pave_used(&bed);
     report_usage(&bed, installed.elapsed());
     replicas::the_standby_takes_over_from_a_deleted_leader(&bed);
+    replicas::a_leader_killed_on_the_node_is_replaced_within_the_lease(&bed);
     let kept = upgrades_keep_everything(&bed);
     helm_test_passes(&bed);
     uninstall_keeps_everything(&bed, &kept);

@@ -52,6 +52,33 @@ fn status_mib(pid: u32, field: &str) -> Option<f64> {
 }
 
 impl TestEnv {
+    /// SIGKILLs the processes named `comm` (as `/proc/<pid>/comm` says) in the pod with
+    /// `uid`, as the OOM killer or a crash would end them: the kubelet sees the
+    /// container die and restarts it. Returns the pids killed; fails if none was found.
+    pub fn kill_in_pod(&self, uid: &str, comm: &str) -> Result<Vec<u32>, Error> {
+        let dir = find("/sys/fs/cgroup/pids", uid)
+            .or_else(|| find("/sys/fs/cgroup", uid))
+            .ok_or_else(|| Error::Node(format!("no cgroup for pod {uid} on this machine")))?;
+        let mut pids = Vec::new();
+        procs(&dir, &mut pids);
+        pids.retain(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        });
+        if pids.is_empty() {
+            return Err(Error::Node(format!("no process {comm} in pod {uid}")));
+        }
+        for &pid in &pids {
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .map_err(|e| Error::Node(format!("kill -KILL {pid}: {e}")))?;
+            if !status.success() {
+                return Err(Error::Node(format!("kill -KILL {pid}: {status}")));
+            }
+        }
+        Ok(pids)
+    }
+
     /// What the pod with `uid` has used so far. Fails if its cgroup is not on this
     /// machine (no node tier, or the pod is gone).
     pub fn pod_usage(&self, uid: &str) -> Result<PodUsage, Error> {

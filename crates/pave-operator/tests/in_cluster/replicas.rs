@@ -2,10 +2,10 @@
 //! and acting; the leader's pod deleted and the standby acting at once, because the
 //! leader released the Lease as it stopped.
 //!
-//! Not `--grace-period=0 --force`: that removes the pod object at once, but the
-//! kubelet may take its time stopping the container (here it renewed the Lease for
-//! 25 s more), and a process that still runs rightly keeps its lease. A leader that
-//! dies without releasing is `tests/leader.rs`'s SIGKILL, with replicas as processes.
+//! A pod deleted (even `--grace-period=0 --force`) is stopped by its kubelet with
+//! SIGTERM, so its leader releases the Lease. A leader that dies without releasing is
+//! its process SIGKILLed on the node, as the OOM killer would: the kubelet restarts
+//! the container, and whichever replica looks first acts again within the lease.
 
 use std::time::{Duration, Instant};
 
@@ -155,4 +155,72 @@ pub fn the_standby_takes_over_from_a_deleted_leader(bed: &Bed) -> Duration {
     // The Deployment replaces the deleted pod with a new standby.
     one_of_two_replicas_leads(bed);
     takeover
+}
+
+/// SIGKILLs the leader's operator process on the node (no release) and times how long
+/// until a replica reconciles a new Component. The kubelet restarts the container in
+/// the same pod, whose identity (the pod name) the Lease still names, so it may take
+/// its lease back as it starts; were the restart slower, the standby would take the
+/// lease once it expired. Either way within the lease duration and 2 s.
+pub fn a_leader_killed_on_the_node_is_replaced_within_the_lease(bed: &Bed) -> Duration {
+    let env = bed.env;
+    let (leader, _) = one_of_two_replicas_leads(bed);
+    let restarts = || {
+        let pod = get(env, &["get", "pod", &leader, "-n", NAMESPACE, "-o", "json"])
+            .expect("the leader's pod");
+        let count = pod["status"]["containerStatuses"][0]["restartCount"].as_u64();
+        (pod, count.unwrap_or_default())
+    };
+    let (pod, before) = restarts();
+    let uid = pod["metadata"]["uid"].as_str().expect("a uid").to_owned();
+    let killed = Instant::now();
+    let pids = env
+        .kill_in_pod(&uid, "pave-operator")
+        .unwrap_or_else(|e| panic!("{e}"));
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": "after-kill", "namespace": "team-payments"},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "payments-team"}}),
+    );
+    eventually(
+        Duration::from_secs(LEASE_SECONDS + 30),
+        "a replica reconciling after the leader was killed",
+        || {
+            let obj = get(
+                env,
+                &[
+                    "get",
+                    "component",
+                    "after-kill",
+                    "-n",
+                    "team-payments",
+                    "-o",
+                    "json",
+                ],
+            )?;
+            (obj["status"]["observedGeneration"] == obj["metadata"]["generation"]).then_some(())
+        },
+    );
+    let acting = killed.elapsed();
+    let holder = leader_pod(bed);
+    eprintln!(
+        "leader {leader} SIGKILLed on the node (pids {pids:?}): a new Component reconciled \
+         {acting:?} after, the Lease held by {holder:?} (lease {LEASE_SECONDS}s)"
+    );
+    assert!(
+        acting < Duration::from_secs(LEASE_SECONDS + 2),
+        "took {acting:?}"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the killed container restarted",
+        || (restarts().1 > before).then_some(()),
+    );
+    kubectl(
+        env,
+        &["delete", "component", "after-kill", "-n", "team-payments"],
+    );
+    one_of_two_replicas_leads(bed);
+    acting
 }
