@@ -10,6 +10,7 @@ mod common;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use common::refusal::RefuseStatusWrites;
 use common::{CATALOG, LogOnPanic, eventually, kubectl_apply, operator};
 use pave_testenv::TestEnv;
 use serde_json::{Value, json};
@@ -303,51 +304,6 @@ fn deleted_components_leave_nothing_behind_in_the_catalog() {
     });
 }
 
-/// Refuses every status write to Components in one namespace while it lives, with a
-/// ValidatingAdmissionPolicy: what the API server does when it will not take a write.
-struct RefuseStatusWrites<'a> {
-    env: &'a TestEnv,
-    name: String,
-}
-
-impl<'a> RefuseStatusWrites<'a> {
-    fn new(env: &'a TestEnv, namespace: &str) -> RefuseStatusWrites<'a> {
-        let name = format!("refuse-status-{namespace}");
-        kubectl_apply(
-            env,
-            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                    "resourceRules": [{"apiGroups": ["platform.pave.dev"], "apiVersions": ["*"],
-                                       "operations": ["UPDATE"], "resources": ["components/status"]}],
-                },
-                "validations": [{"expression": "false", "message": "status writes refused by the test"}],
-            }}),
-        );
-        kubectl_apply(
-            env,
-            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-                    "metadata": {"name": name},
-                    "spec": {"policyName": name, "validationActions": ["Deny"]}}),
-        );
-        RefuseStatusWrites { env, name }
-    }
-}
-
-impl Drop for RefuseStatusWrites<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.run_kubectl(&[
-            "delete",
-            &format!("validatingadmissionpolicybinding/{}", self.name),
-            &format!("validatingadmissionpolicy/{}", self.name),
-            "--ignore-not-found",
-        ]);
-    }
-}
-
 #[test]
 fn components_deleted_while_their_status_is_refused_are_forgotten() {
     let _turn = side_by_side();
@@ -356,26 +312,9 @@ fn components_deleted_while_their_status_is_refused_are_forgotten() {
     let env = TestEnv::shared();
     let ns = env.namespace("catalog-refused");
     let ns = ns.name();
-    let _refusal = RefuseStatusWrites::new(env, ns);
-    // The API server applies a policy once it has loaded it; a write of our own shows
-    // when that is.
+    let refusal = RefuseStatusWrites::new(env, ns, None);
     kubectl_apply(env, &component(ns, "probe", &[]));
-    eventually(Duration::from_secs(30), "status writes refused", || {
-        let refused = env.run_kubectl(&[
-            "patch",
-            "component",
-            "probe",
-            "-n",
-            ns,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"impact":0}}"#,
-        ]);
-        refused
-            .is_err_and(|e| e.to_string().contains("status writes refused by the test"))
-            .then_some(())
-    });
+    refusal.wait_enforced(ns, "probe");
 
     for i in 0..5 {
         kubectl_apply(env, &component(ns, &format!("c{i}"), &[]));

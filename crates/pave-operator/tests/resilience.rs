@@ -17,6 +17,7 @@ use common::devenv::{
     resource_ids, total, wait_gone,
 };
 use common::proxy::{ProxyLogOnPanic, start_behind};
+use common::refusal::RefuseStatusWrites;
 use common::{CATALOG, Operator, eventually, holds_for, kubectl_apply};
 use k8s_openapi::jiff::Timestamp;
 use pave_testenv::fault_proxy::{FaultProxy, SlowState, Transition};
@@ -58,78 +59,6 @@ fn component(ns: &str, name: &str, held: bool) -> Value {
         c["metadata"]["labels"] = json!({"resilience.pave.dev/held": "true"});
     }
     c
-}
-
-/// While it lives, the API server refuses status writes to the Components of `ns`
-/// labelled held (a ValidatingAdmissionPolicy), so that the restart comes while
-/// those are still to be written however fast the others go.
-struct HoldStatusWrites<'a> {
-    env: &'a TestEnv,
-    name: String,
-}
-
-impl<'a> HoldStatusWrites<'a> {
-    fn new(env: &'a TestEnv, ns: &str) -> HoldStatusWrites<'a> {
-        let name = format!("hold-status-{ns}");
-        kubectl_apply(
-            env,
-            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                    "objectSelector": {"matchLabels": {"resilience.pave.dev/held": "true"}},
-                    "resourceRules": [{"apiGroups": ["platform.pave.dev"], "apiVersions": ["*"],
-                                       "operations": ["UPDATE"], "resources": ["components/status"]}],
-                },
-                "validations": [{"expression": "false", "message": "status writes held by the test"}],
-            }}),
-        );
-        kubectl_apply(
-            env,
-            &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-                    "metadata": {"name": name},
-                    "spec": {"policyName": name, "validationActions": ["Deny"]}}),
-        );
-        HoldStatusWrites { env, name }
-    }
-
-    /// Waits until the API server enforces the policy on `held` (a Component it
-    /// matches): a server-side dry run of a status patch is refused.
-    fn wait_enforced(&self, ns: &str, held: &str) {
-        eventually(Duration::from_secs(30), "status writes held", || {
-            let refused = self.env.run_kubectl(&[
-                "patch",
-                "component",
-                held,
-                "-n",
-                ns,
-                "--subresource=status",
-                "--type=merge",
-                "--dry-run=server",
-                "-p",
-                r#"{"status":{"impact":0}}"#,
-            ]);
-            refused
-                .is_err_and(|e| e.to_string().contains("status writes held by the test"))
-                .then_some(())
-        });
-    }
-
-    /// Lets the held writes through: the policy goes with the guard.
-    fn release(self) {}
-}
-
-impl Drop for HoldStatusWrites<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.run_kubectl(&[
-            "delete",
-            &format!("validatingadmissionpolicybinding/{}", self.name),
-            &format!("validatingadmissionpolicy/{}", self.name),
-            "--ignore-not-found",
-        ]);
-    }
 }
 
 /// One status request to a Component as the audit log tells it.
@@ -348,7 +277,9 @@ fn api_server_restart_while_reconciling_500_components() {
         .iter()
         .map(String::as_str)
         .collect();
-    let hold = HoldStatusWrites::new(&env, ns);
+    // The restart comes while these are still to be written, however fast the
+    // others go.
+    let hold = RefuseStatusWrites::new(&env, ns, Some(("resilience.pave.dev/held", "true")));
 
     // All 500 exist before the operator starts: it lists them, loads its catalog and
     // then writes every status at once, at its own pace.

@@ -5,6 +5,7 @@
 pub mod application;
 pub mod devenv;
 pub mod proxy;
+pub mod refusal;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -116,21 +116,7 @@ pub fn the_standby_takes_over_from_a_deleted_leader(bed: &Bed) -> Duration {
     eventually(
         Duration::from_secs(60),
         "the new leader reconciling",
-        || {
-            let obj = get(
-                env,
-                &[
-                    "get",
-                    "component",
-                    "after-failover",
-                    "-n",
-                    "team-payments",
-                    "-o",
-                    "json",
-                ],
-            )?;
-            (obj["status"]["observedGeneration"] == obj["metadata"]["generation"]).then_some(())
-        },
+        || reconciled(bed, "after-failover"),
     );
     let acting = deleted.elapsed();
     eprintln!(
@@ -186,21 +172,7 @@ pub fn a_leader_killed_on_the_node_is_replaced_within_the_lease(bed: &Bed) -> Du
     eventually(
         Duration::from_secs(LEASE_SECONDS + 30),
         "a replica reconciling after the leader was killed",
-        || {
-            let obj = get(
-                env,
-                &[
-                    "get",
-                    "component",
-                    "after-kill",
-                    "-n",
-                    "team-payments",
-                    "-o",
-                    "json",
-                ],
-            )?;
-            (obj["status"]["observedGeneration"] == obj["metadata"]["generation"]).then_some(())
-        },
+        || reconciled(bed, "after-kill"),
     );
     let acting = killed.elapsed();
     let holder = leader_pod(bed);
@@ -223,4 +195,19 @@ pub fn a_leader_killed_on_the_node_is_replaced_within_the_lease(bed: &Bed) -> Du
     );
     one_of_two_replicas_leads(bed);
     acting
+}
+
+/// Whether the Component `name` in team-payments has a status for its generation.
+fn reconciled(bed: &Bed, name: &str) -> Option<()> {
+    let args = [
+        "get",
+        "component",
+        name,
+        "-n",
+        "team-payments",
+        "-o",
+        "json",
+    ];
+    let obj = get(bed.env, &args)?;
+    (obj["status"]["observedGeneration"] == obj["metadata"]["generation"]).then_some(())
 }
