@@ -107,12 +107,7 @@ pub fn the_standby_takes_over_from_a_deleted_leader(bed: &Bed) -> Duration {
         std::thread::sleep(Duration::from_millis(100));
     }
     let takeover = deleted.elapsed();
-    kubectl_apply(
-        env,
-        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "Component",
-            "metadata": {"name": "after-failover", "namespace": "team-payments"},
-            "spec": {"type": "service", "lifecycle": "production", "owner": "payments-team"}}),
-    );
+    apply_probe(bed, "after-failover");
     eventually(
         Duration::from_secs(60),
         "the new leader reconciling",
@@ -163,12 +158,7 @@ pub fn a_leader_killed_on_the_node_is_replaced_within_the_lease(bed: &Bed) -> Du
     let pids = env
         .kill_in_pod(&uid, "pave-operator")
         .unwrap_or_else(|e| panic!("{e}"));
-    kubectl_apply(
-        env,
-        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "Component",
-            "metadata": {"name": "after-kill", "namespace": "team-payments"},
-            "spec": {"type": "service", "lifecycle": "production", "owner": "payments-team"}}),
-    );
+    apply_probe(bed, "after-kill");
     eventually(
         Duration::from_secs(LEASE_SECONDS + 30),
         "a replica reconciling after the leader was killed",
@@ -195,6 +185,16 @@ pub fn a_leader_killed_on_the_node_is_replaced_within_the_lease(bed: &Bed) -> Du
     );
     one_of_two_replicas_leads(bed);
     acting
+}
+
+/// Applies the Component `name` in team-payments, for a replica to reconcile.
+fn apply_probe(bed: &Bed, name: &str) {
+    kubectl_apply(
+        bed.env,
+        &json!({"apiVersion": "platform.pave.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "namespace": "team-payments"},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "payments-team"}}),
+    );
 }
 
 /// Whether the Component `name` in team-payments has a status for its generation.
