@@ -252,7 +252,15 @@ fn metrics_match_what_the_proxy_and_the_api_server_saw() {
         );
         assert_eq!(sum(&series, "pave_operator_queue_depth", &label), 0.0);
     }
-    assert_eq!(sum(&series, "pave_operator_reconcile_errors", &[]), 0.0);
+    assert_eq!(
+        sum(&series, "pave_operator_reconcile_errors", &[]),
+        0.0,
+        "{:?}",
+        series
+            .iter()
+            .filter(|(name, _, v)| name == "pave_operator_reconcile_errors" && *v > 0.0)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(sum(&series, "pave_operator_environments", &[]), 0.0);
     assert_eq!(sum(&series, "pave_operator_cloud_resources", &[]), 0.0);
     assert_eq!(sum(&series, "pave_operator_leader", &[]), 1.0);

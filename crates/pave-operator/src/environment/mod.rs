@@ -237,14 +237,58 @@ async fn reconcile(
         },
     )
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .or_else(finalizer_outcome)
+}
+
+/// What a failure of kube-runtime's finalizer helper means for the reconcile.
+///
+/// The environment being gone when its finalizer is added or removed is success: a
+/// reconcile can start from a store that has not yet seen the deletion that the
+/// previous reconcile's removal of the finalizer completed, and it then finds nothing
+/// left to do. Nothing else is waited for: the deletion event ends the object's
+/// reconciles.
+fn finalizer_outcome(error: kube::runtime::finalizer::Error<Error>) -> Result<Action, Error> {
+    use kube::runtime::finalizer::Error as Failed;
+    match error {
+        Failed::ApplyFailed(e) | Failed::CleanupFailed(e) => Err(e),
+        Failed::AddFinalizer(kube::Error::Api(status))
+        | Failed::RemoveFinalizer(kube::Error::Api(status))
+            if status.is_not_found() =>
+        {
+            Ok(Action::await_change())
+        }
+        other => Err(Error::Finalizer(other.to_string())),
+    }
 }
 
 /// The environment's UID; the API server always sets it.
 fn uid_of(env: &DeveloperEnvironment) -> String {
     env.uid().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use kube::runtime::finalizer::Error as Failed;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("refused", reason).with_code(code)))
+    }
+
+    #[test]
+    fn an_environment_already_gone_when_its_finalizer_is_removed_is_done() {
+        let outcome = finalizer_outcome(Failed::RemoveFinalizer(api_error(404, "NotFound")));
+        assert_eq!(outcome.unwrap(), Action::await_change());
+        let outcome = finalizer_outcome(Failed::AddFinalizer(api_error(404, "NotFound")));
+        assert_eq!(outcome.unwrap(), Action::await_change());
+    }
+
+    #[test]
+    fn other_finalizer_failures_are_retried_errors() {
+        let outcome = finalizer_outcome(Failed::RemoveFinalizer(api_error(422, "Invalid")));
+        assert!(matches!(outcome, Err(Error::Finalizer(_))), "{outcome:?}");
+        let outcome = finalizer_outcome(Failed::CleanupFailed(Error::Pending("busy".into())));
+        assert!(matches!(outcome, Err(Error::Pending(_))), "{outcome:?}");
+    }
 }
