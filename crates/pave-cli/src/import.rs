@@ -13,7 +13,6 @@
 //! accepts.
 
 mod checks;
-mod lines;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,7 +27,7 @@ use regex::Regex;
 use serde_yaml::{Mapping, Value};
 
 use checks::{SpecSchema, backstage_path};
-use lines::{Document, FieldPath, split_documents};
+use crate::lines::{Document, FieldPath, split_documents};
 
 /// The Backstage API versions whose entities pave reads.
 const BACKSTAGE_API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];

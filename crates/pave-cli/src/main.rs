@@ -4,11 +4,15 @@
 //! scorecard's levels offline; `kubectl pave trace devenv NAME` shows an environment's
 //! cloud resources, secret and Argo CD application as a tree, with the last error;
 //! `kubectl pave argocd-health` prints the `argocd-cm` patch that gives Argo CD a
-//! health check for each pave kind.
+//! health check for each pave kind; `kubectl pave new TEMPLATE` runs a Backstage
+//! Software Template.
 
 mod argocd_health;
+mod cluster;
 mod iam_policy;
 mod import;
+mod lines;
+mod new;
 mod score;
 mod trace;
 
@@ -64,6 +68,12 @@ enum Command {
         #[arg(long, value_name = "LEVEL")]
         min_level: Option<String>,
     },
+    /// Run a Backstage Software Template: parameters, skeleton, a pushed repository,
+    /// a registered Component and, with `pave:environment`, an environment.
+    ///
+    /// Everything is checked before the first step runs; the first step that fails
+    /// stops the run, and the report says what was done and what was not.
+    New(new::Args),
     /// Show an object and what it manages as a tree, with state and the last error.
     Trace {
         #[command(subcommand)]
@@ -117,6 +127,7 @@ fn main() -> anyhow::Result<ExitCode> {
             min_level.as_deref(),
         )),
         Command::Trace { target } => Ok(trace::run(target)),
+        Command::New(args) => Ok(new::run(args)),
         Command::IamPolicy { cluster_id } => {
             print!("{}", iam_policy::render(cluster_id.as_deref()));
             Ok(ExitCode::SUCCESS)

@@ -36,7 +36,6 @@
 //! - Problems reading the secret or the events are notes on stderr; the tree is still
 //!   printed, since the status alone usually answers the question.
 
-use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -45,7 +44,9 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::{Api, ListParams};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
+
+use crate::cluster::{chain, connect, explain};
 use pave_api::DeveloperEnvironment;
 use pave_api::conditions::{self, READY, RECOVERABLE, TERMINAL};
 use pave_api::environment::{
@@ -152,31 +153,14 @@ pub fn run(target: Target) -> ExitCode {
 
 /// Reads what the trace needs and renders it; the error is the one line to print.
 async fn trace_devenv(args: &DevenvArgs) -> Result<String, String> {
-    let config = Config::infer().await.map_err(|e| {
-        format!(
-            "no Kubernetes configuration found ({}); set KUBECONFIG or create ~/.kube/config, \
-             e.g. with your cluster's `get-credentials` command",
-            chain(&e)
-        )
-    })?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| {
-        format!(
-            "cannot set up a client for the API server at {server} ({}); check the cluster \
-             and user entries of your kubeconfig",
-            chain(&e)
-        )
-    })?;
+    let cluster = connect(args.namespace.as_deref()).await?;
+    let (client, namespace) = (cluster.client.clone(), cluster.namespace.clone());
 
     let environments = Api::<DeveloperEnvironment>::namespaced(client.clone(), &namespace);
     let env = environments
         .get(&args.name)
         .await
-        .map_err(|e| explain_get_error(&e, &namespace, &args.name, &server))?;
+        .map_err(|e| explain_get_error(&e, &namespace, &args.name, &cluster.server))?;
 
     let status = env.status.clone().unwrap_or_default();
     let secret = secret_coordinates(&env, &status);
@@ -214,51 +198,16 @@ async fn trace_devenv(args: &DevenvArgs) -> Result<String, String> {
 /// refused, or unreachable, each with what to do about it.
 fn explain_get_error(error: &kube::Error, namespace: &str, name: &str, server: &str) -> String {
     match error {
-        // The API server's own NotFound names the object; a 404 without that reason
-        // comes from a path nobody serves, i.e. the CRD is not installed.
         kube::Error::Api(status) if status.code == 404 && status.reason == "NotFound" => {
             format!("developerenvironment {namespace}/{name} not found")
         }
-        kube::Error::Api(status) if status.code == 404 => format!(
-            "the API server at {server} does not serve developerenvironments.platform.pave.dev; \
-             install pave's CRDs (`kubectl pave crds | kubectl apply -f -`, or the Helm chart)"
-        ),
-        kube::Error::Api(status) if status.code == 401 => format!(
-            "the API server at {server} did not accept your credentials ({}); log in again or \
-             check the user of your kubeconfig's current context",
-            status.message
-        ),
-        kube::Error::Api(status) if status.code == 403 => format!(
-            "not allowed to get developerenvironment {namespace}/{name} ({}); ask for `get` on \
-             developerenvironments.platform.pave.dev in {namespace}",
-            status.message
-        ),
-        kube::Error::Api(status) => format!(
-            "reading developerenvironment {namespace}/{name} failed: {} ({})",
-            status.message, status.code
-        ),
-        // Everything else never got an answer from the API server.
-        other => format!(
-            "cannot reach the API server at {server} ({}); check that the cluster is running and \
-             that your kubeconfig's current context (KUBECONFIG or ~/.kube/config) points at it",
-            chain(other)
+        other => explain(
+            other,
+            &format!("get developerenvironment {namespace}/{name}"),
+            "developerenvironments.platform.pave.dev",
+            server,
         ),
     }
-}
-
-/// An error and its causes on one line, skipping causes already in the text (kube
-/// repeats its source in its own message).
-fn chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text = format!("{text}: {message}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The connection secret the status names, else the one the operator will write:

@@ -17,7 +17,7 @@ use pave_api::grammar::{
 use regex::Regex;
 use serde_json::Value;
 
-use super::lines::{FieldPath, Segment};
+use crate::lines::{FieldPath, Segment};
 
 fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("pave's grammar patterns are valid regular expressions")
