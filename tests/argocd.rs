@@ -17,17 +17,15 @@
 //! Its own test binary: Argo CD's namespace and the examples' `team-payments` are
 //! cluster-wide names.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use std::{env, fs};
 
 use pave_testenv::TestEnv;
 use pave_testenv::argocd::{ArgoCd, ArgoOptions, GitRepo};
 use pave_testenv::fault_proxy::{FaultProxy, SlowState, Transition};
-use pave_tests::{kubectl, kubectl_ok, repo_root, wait_for, workspace_binaries};
+use pave_tests::{Operator, kubectl, kubectl_ok, repo_root, wait_for, workspace_binaries};
 use serde_json::{Value, json};
 
 /// How long every database stays `creating` (a database's identifier derives from its
@@ -127,7 +125,7 @@ fn bed() -> &'static Bed {
             );
         }
         let proxy = FaultProxy::start(&env.moto_endpoint()).expect("start the fault proxy");
-        let operator = Operator::start(env, &bin, &proxy.endpoint());
+        let operator = Operator::start(env, &bin, CONFIG, &proxy.endpoint());
         Bed {
             env,
             bin,
@@ -148,10 +146,7 @@ impl Drop for LogsOnPanic {
         }
         if let Some(bed) = BED_FOR_LOGS.get() {
             eprintln!("---- pave-operator log (last 60 lines) ----");
-            let log = bed.operator.log.lock().unwrap();
-            for line in log.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
-                eprintln!("{line}");
-            }
+            eprintln!("{}", bed.operator.log_tail(60));
             eprintln!("---- Argo CD ----\n{}", bed.argo.logs_tail(60));
             eprintln!("---- control plane ----\n{}", bed.env.logs_tail(30));
         }
@@ -576,51 +571,4 @@ fn an_environments_application_is_synced_mirrored_and_removed_first() {
     assert!(made.contains(&"DeleteVpc".to_owned()), "{made:?}");
     assert!(application(env, &app).is_none());
     let _ = fs::remove_dir_all(&dir);
-}
-
-/// The real `pave-operator`, as a child process.
-struct Operator {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Operator {
-    fn start(env: &TestEnv, bin: &Path, aws_endpoint: &str) -> Operator {
-        let config =
-            env::temp_dir().join(format!("pave-argocd-config-{}.yaml", std::process::id()));
-        fs::write(&config, CONFIG).unwrap();
-        let mut command = Command::new(bin.join("pave-operator"));
-        command
-            .arg("--config")
-            .arg(&config)
-            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
-            .env("KUBECONFIG", env.kubeconfig_path())
-            .env("AWS_ENDPOINT_URL", aws_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("PAVE_CLUSTER_ID", format!("argocd-{}", std::process::id()))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = pave_testenv::spawn_tied(command).expect("spawn pave-operator");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Operator { child, log }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -70,3 +70,65 @@ pub fn wait_for<T>(
         }
     }
 }
+
+/// The real `pave-operator`, as a child process of the test, with its log kept.
+pub struct Operator {
+    child: std::process::Child,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Operator {
+    /// Starts the operator from `bin` against the test bed, with `config` as its
+    /// configuration file and AWS at `aws_endpoint`.
+    pub fn start(env: &TestEnv, bin: &Path, config: &str, aws_endpoint: &str) -> Operator {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let test = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        let file =
+            std::env::temp_dir().join(format!("pave-{test}-config-{}.yaml", std::process::id()));
+        std::fs::write(&file, config).unwrap();
+        let mut command = Command::new(bin.join("pave-operator"));
+        command
+            .arg("--config")
+            .arg(&file)
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
+            .env("KUBECONFIG", env.kubeconfig_path())
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("PAVE_CLUSTER_ID", format!("{test}-{}", std::process::id()))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = pave_testenv::spawn_tied(command).expect("spawn pave-operator");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Operator { child, log }
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log.lock().unwrap();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

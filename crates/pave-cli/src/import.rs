@@ -26,8 +26,8 @@ use pave_api::{Component, ComponentSpec};
 use regex::Regex;
 use serde_yaml::{Mapping, Value};
 
-use checks::{SpecSchema, backstage_path};
 use crate::lines::{Document, FieldPath, split_documents};
+use checks::{SpecSchema, backstage_path};
 
 /// The Backstage API versions whose entities pave reads.
 const BACKSTAGE_API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];

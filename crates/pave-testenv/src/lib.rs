@@ -12,6 +12,7 @@
 
 pub mod argocd;
 pub mod fault_proxy;
+pub mod git_daemon;
 pub mod node;
 mod pki;
 pub mod pod_usage;
@@ -93,6 +94,9 @@ pub enum Error {
     /// Setting up the node tier's network or runtime failed.
     #[error("the node tier could not start: {0}")]
     Node(String),
+    /// git, or the test bed's git server, failed.
+    #[error("git: {0}")]
+    Git(String),
     #[error("`kubectl {args}` failed: {stderr}")]
     Kubectl { args: String, stderr: String },
     #[error(

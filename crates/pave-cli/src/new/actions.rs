@@ -81,7 +81,7 @@ pub const ACTIONS: &[Spec] = &[
     },
     Spec {
         name: "pave:environment",
-        required: &["name", "parameters"],
+        required: &["name|manifestPath"],
         ignored: &[],
     },
 ];
@@ -91,10 +91,17 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
 }
 
 /// The required inputs `input` lacks, each as the template would name it.
-pub fn missing(spec: &Spec, input: &serde_json::Map<String, serde_json::Value>) -> Vec<&'static str> {
+pub fn missing(
+    spec: &Spec,
+    input: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<&'static str> {
     spec.required
         .iter()
-        .filter(|alternatives| !alternatives.split('|').any(|key| input.contains_key(key)))
+        .filter(|alternatives| {
+            !alternatives
+                .split('|')
+                .any(|key| input.get(key).is_some_and(|v| !v.is_null()))
+        })
         .copied()
         .collect()
 }

@@ -50,7 +50,11 @@ pub fn source(template_dir: &Path, url: &str) -> Result<PathBuf, Problem> {
     if relative.is_absolute() || relative.components().any(|c| c == Component::ParentDir) {
         return Err(format!("url `{url}` leaves the template's directory"));
     }
-    let path = template_dir.join(relative);
+    let path: PathBuf = template_dir
+        .join(relative)
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
     if !path.exists() {
         return Err(format!("url `{url}`: {} does not exist", path.display()));
     }
@@ -66,7 +70,10 @@ pub fn target(target_path: Option<&str>) -> Result<PathBuf, Problem> {
             target.display()
         ));
     }
-    Ok(target.components().filter(|c| *c != Component::CurDir).collect())
+    Ok(target
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect())
 }
 
 /// `fetch:plain`: the files of `source`, as they are.
@@ -100,14 +107,22 @@ pub fn plan_template(
     let untouched = globs(input, "copyWithoutRender").map_err(|e| vec![e])?;
     let extension = match input.get("templateFileExtension") {
         Some(Json::Bool(true)) => Some(".njk".to_owned()),
-        Some(Json::String(ext)) => Some(if ext.starts_with('.') { ext.clone() } else { format!(".{ext}") }),
+        Some(Json::String(ext)) => Some(if ext.starts_with('.') {
+            ext.clone()
+        } else {
+            format!(".{ext}")
+        }),
         _ => None,
     };
     let mut planned = Vec::new();
     let mut problems = Vec::new();
     for (relative, path) in files(source).map_err(|e| vec![e])? {
         let shown = format!("{}", path.display());
-        let matches = |set: &GlobSet| relative.ancestors().any(|p| !p.as_os_str().is_empty() && set.is_match(p));
+        let matches = |set: &GlobSet| {
+            relative
+                .ancestors()
+                .any(|p| !p.as_os_str().is_empty() && set.is_match(p))
+        };
         let raw = relative.to_string_lossy().into_owned();
         let name = if matches(&untouched) {
             raw.clone()
@@ -154,7 +169,11 @@ pub fn plan_template(
             executable: executable(&path),
         });
     }
-    if problems.is_empty() { Ok(planned) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(planned)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `fetch:template:file`: one file rendered with `values` to `targetPath`.
@@ -184,7 +203,11 @@ pub fn plan_template_file(
 
 /// Writes the plan into the workspace; what is there already stays unless `replace`.
 /// Returns the paths written.
-pub fn write(workspace: &Path, planned: &[Planned], replace: bool) -> Result<Vec<PathBuf>, Problem> {
+pub fn write(
+    workspace: &Path,
+    planned: &[Planned],
+    replace: bool,
+) -> Result<Vec<PathBuf>, Problem> {
     let mut written = Vec::new();
     for file in planned {
         let path = workspace.join(&file.path);
@@ -208,13 +231,21 @@ pub fn write(workspace: &Path, planned: &[Planned], replace: bool) -> Result<Vec
 }
 
 fn values_context(input: &Map<String, Json>) -> Value {
-    let values = input.get("values").cloned().unwrap_or(Json::Object(Map::new()));
+    let values = input
+        .get("values")
+        .cloned()
+        .unwrap_or(Json::Object(Map::new()));
     value(BTreeMap::from([("values", values)]))
 }
 
 fn globs(input: &Map<String, Json>, key: &str) -> Result<GlobSet, Problem> {
     let mut set = GlobSetBuilder::new();
-    for pattern in input.get(key).and_then(Json::as_array).into_iter().flatten() {
+    for pattern in input
+        .get(key)
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(pattern) = pattern.as_str() else {
             return Err(format!("{key}: {pattern} is not a glob"));
         };
@@ -242,7 +273,8 @@ fn files(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Problem> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_owned()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         for entry in entries {
             let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
             let path = entry.path();
@@ -291,7 +323,10 @@ mod tests {
             std::fs::write(path, text).unwrap();
         };
         write("README.md", b"# ${{ values.name }}\n");
-        write("src/${{ values.name }}.js", b"// ${{ values.name | upper }}\n");
+        write(
+            "src/${{ values.name }}.js",
+            b"// ${{ values.name | upper }}\n",
+        );
         write("{% if values.docs %}docs.md{% endif %}", b"docs\n");
         write(".github/workflows/ci.yml", b"run: echo ${{ github.sha }}\n");
         write("logo.png", b"\x89PNG\0${{ values.name }}");
@@ -305,7 +340,12 @@ mod tests {
         let planned = plan_template(&Engine::new(), dir.path(), Path::new("app"), &input)?;
         Ok(planned
             .into_iter()
-            .map(|p| (p.path.display().to_string(), String::from_utf8_lossy(&p.contents).into_owned()))
+            .map(|p| {
+                (
+                    p.path.display().to_string(),
+                    String::from_utf8_lossy(&p.contents).into_owned(),
+                )
+            })
             .collect())
     }
 
@@ -318,7 +358,10 @@ mod tests {
         }))
         .unwrap();
         let expected: BTreeMap<String, String> = [
-            ("app/.github/workflows/ci.yml", "run: echo ${{ github.sha }}\n"),
+            (
+                "app/.github/workflows/ci.yml",
+                "run: echo ${{ github.sha }}\n",
+            ),
             ("app/README.md", "# pay\n"),
             ("app/logo.png", "\u{fffd}PNG\0${{ values.name }}"),
             ("app/raw/${{ values.name }}.txt", "${{ values.name }}\n"),
@@ -332,21 +375,35 @@ mod tests {
 
     #[test]
     fn a_skeleton_file_that_does_not_render_is_named_with_its_line() {
-        let problems = plan(json!({"values": {"nme": "pay"}, "copyWithoutTemplating": [".github/**"]}))
-            .unwrap_err();
+        let problems =
+            plan(json!({"values": {"nme": "pay"}, "copyWithoutTemplating": [".github/**"]}))
+                .unwrap_err();
         assert!(
-            problems.iter().any(|p| p.contains("README.md:1:") && p.contains("values holds nme")),
+            problems
+                .iter()
+                .any(|p| p.contains("README.md:1:") && p.contains("values holds nme")),
             "{problems:?}"
         );
-        assert!(problems.iter().any(|p| p.contains("its name")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("its name")),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn sources_and_targets_stay_inside() {
         let dir = skeleton();
         assert!(source(dir.path(), "../x").unwrap_err().contains("leaves"));
-        assert!(source(dir.path(), "https://github.com/x").unwrap_err().contains("not from the network"));
-        assert!(target(Some("../x")).unwrap_err().contains("leaves the workspace"));
+        assert!(
+            source(dir.path(), "https://github.com/x")
+                .unwrap_err()
+                .contains("not from the network")
+        );
+        assert!(
+            target(Some("../x"))
+                .unwrap_err()
+                .contains("leaves the workspace")
+        );
         assert_eq!(target(Some("./a/b")).unwrap(), PathBuf::from("a/b"));
     }
 }

@@ -39,7 +39,11 @@ pub fn default_config_path() -> Option<PathBuf> {
 impl Remotes {
     /// The `remotes:` of a configuration file (absent file: none), then the
     /// `--remote HOST=URL` flags, which win.
-    pub fn load(config: Option<&Path>, explicit: bool, flags: &[String]) -> Result<Remotes, String> {
+    pub fn load(
+        config: Option<&Path>,
+        explicit: bool,
+        flags: &[String],
+    ) -> Result<Remotes, String> {
         let mut remotes = Remotes::default();
         if let Some(path) = config {
             match std::fs::read_to_string(path) {
@@ -81,9 +85,9 @@ impl Remotes {
         for key in ["owner", "repo", "organization", "workspace", "project"] {
             let placeholder = format!("{{{key}}}");
             if url.contains(&placeholder) {
-                let value = parts
-                    .get(key)
-                    .ok_or_else(|| format!("repoUrl `{repo_url}` has no {key}, which the remote for {host} uses"))?;
+                let value = parts.get(key).ok_or_else(|| {
+                    format!("repoUrl `{repo_url}` has no {key}, which the remote for {host} uses")
+                })?;
                 url = url.replace(&placeholder, value);
             }
         }
@@ -103,7 +107,11 @@ pub struct Publish {
 
 impl Publish {
     /// `publish:git`'s inputs, or `publish:github`'s mapped through `remotes`.
-    pub fn from_input(action: &str, input: &Map<String, Json>, remotes: &Remotes) -> Result<Publish, String> {
+    pub fn from_input(
+        action: &str,
+        input: &Map<String, Json>,
+        remotes: &Remotes,
+    ) -> Result<Publish, String> {
         let text = |key: &str| input.get(key).and_then(Json::as_str).map(str::to_owned);
         let repo_url = text("repoUrl").ok_or("input repoUrl is required")?;
         let remote = if action == "publish:git" {
@@ -150,7 +158,10 @@ impl Publish {
     pub fn push(&self, workspace: &Path) -> Result<String, String> {
         let dir = workspace.join(&self.source);
         if !dir.is_dir() {
-            return Err(format!("sourcePath {} is not a directory of the workspace", self.source.display()));
+            return Err(format!(
+                "sourcePath {} is not a directory of the workspace",
+                self.source.display()
+            ));
         }
         if dir.join(".git").exists() {
             return Err(format!("{} is already a git repository", dir.display()));
@@ -169,41 +180,69 @@ impl Publish {
         };
         git(&dir, &["init", "--quiet", "--initial-branch", &self.branch])?;
         git(&dir, &["add", "--all"])?;
-        let identity = [
-            format!("user.name={name}"),
-            format!("user.email={email}"),
-        ];
+        let identity = [format!("user.name={name}"), format!("user.email={email}")];
         git(
             &dir,
-            &["-c", &identity[0], "-c", &identity[1], "commit", "--quiet", "--no-verify", "-m", &self.message],
+            &[
+                "-c",
+                &identity[0],
+                "-c",
+                &identity[1],
+                "commit",
+                "--quiet",
+                "--no-verify",
+                "-m",
+                &self.message,
+            ],
         )?;
         let commit = git(&dir, &["rev-parse", "HEAD"])?;
-        git(&dir, &["push", "--quiet", &self.remote, &format!("HEAD:refs/heads/{}", self.branch)])
-            .map_err(|e| format!("the push to {} was refused or failed: {e}", self.remote))?;
+        git(
+            &dir,
+            &[
+                "push",
+                "--quiet",
+                &self.remote,
+                &format!("HEAD:refs/heads/{}", self.branch),
+            ],
+        )
+        .map_err(|e| format!("the push to {} was refused or failed: {e}", self.remote))?;
         Ok(commit)
     }
 }
 
 /// Whether the remote's `branch` holds `commit`, as `git ls-remote` tells.
 pub fn remote_holds(remote: &str, branch: &str, commit: &str) -> Result<bool, String> {
-    let listed = git(Path::new("."), &["ls-remote", remote, &format!("refs/heads/{branch}")])?;
+    let listed = git(
+        Path::new("."),
+        &["ls-remote", remote, &format!("refs/heads/{branch}")],
+    )?;
     Ok(listed.split_whitespace().next() == Some(commit))
 }
 
 /// A file of the commit in the local repository of a publish.
 pub fn show(repository: &Path, commit: &str, path: &str) -> Result<String, String> {
-    git(repository, &["show", &format!("{commit}:{}", path.trim_start_matches('/'))])
+    git(
+        repository,
+        &[
+            "show",
+            &format!("{commit}:{}", path.trim_start_matches('/')),
+        ],
+    )
 }
 
 fn looks_like_git_url(url: &str) -> bool {
     ["file://", "ssh://", "git://", "https://", "http://"]
         .iter()
         .any(|scheme| url.starts_with(scheme))
-        || url.split_once(':').is_some_and(|(user_host, _)| user_host.contains('@'))
+        || url
+            .split_once(':')
+            .is_some_and(|(user_host, _)| user_host.contains('@'))
 }
 
 fn config(key: &str) -> Option<String> {
-    git(Path::new("."), &["config", "--get", key]).ok().filter(|v| !v.is_empty())
+    git(Path::new("."), &["config", "--get", key])
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// Runs git in `dir`; its trimmed stdout, or its stderr as the error.
@@ -218,7 +257,11 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!("git {} failed: {}", args.first().unwrap_or(&""), stderr.trim()))
+        Err(format!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            stderr.trim()
+        ))
     }
 }
 
@@ -233,23 +276,54 @@ mod tests {
             "git://127.0.0.1:9418/{owner}/{repo}.git".to_owned(),
         )]));
         assert_eq!(
-            remotes.resolve("publish:github", "github.com?repo=pay&owner=my-org").unwrap(),
+            remotes
+                .resolve("publish:github", "github.com?repo=pay&owner=my-org")
+                .unwrap(),
             "git://127.0.0.1:9418/my-org/pay.git"
         );
-        let error = remotes.resolve("publish:github", "gitlab.com?repo=pay&owner=o").unwrap_err();
-        assert!(error.contains("needs a git remote for gitlab.com"), "{error}");
-        let error = remotes.resolve("publish:github", "github.com?repo=pay").unwrap_err();
+        let error = remotes
+            .resolve("publish:github", "gitlab.com?repo=pay&owner=o")
+            .unwrap_err();
+        assert!(
+            error.contains("needs a git remote for gitlab.com"),
+            "{error}"
+        );
+        let error = remotes
+            .resolve("publish:github", "github.com?repo=pay")
+            .unwrap_err();
         assert!(error.contains("has no owner"), "{error}");
     }
 
     #[test]
     fn publish_git_takes_git_urls_only() {
         let input = |url: &str| json!({"repoUrl": url}).as_object().unwrap().clone();
-        let publish = Publish::from_input("publish:git", &input("file:///srv/a.git"), &Remotes::default()).unwrap();
+        let publish = Publish::from_input(
+            "publish:git",
+            &input("file:///srv/a.git"),
+            &Remotes::default(),
+        )
+        .unwrap();
         assert_eq!(publish.branch, "main");
-        assert_eq!(publish.outputs("abc")["repoContentsUrl"], "file:///srv/a.git#main");
-        assert!(Publish::from_input("publish:git", &input("github.com?repo=a"), &Remotes::default()).is_err());
-        assert!(Publish::from_input("publish:git", &input("git@host:team/a.git"), &Remotes::default()).is_ok());
+        assert_eq!(
+            publish.outputs("abc")["repoContentsUrl"],
+            "file:///srv/a.git#main"
+        );
+        assert!(
+            Publish::from_input(
+                "publish:git",
+                &input("github.com?repo=a"),
+                &Remotes::default()
+            )
+            .is_err()
+        );
+        assert!(
+            Publish::from_input(
+                "publish:git",
+                &input("git@host:team/a.git"),
+                &Remotes::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -261,7 +335,9 @@ mod tests {
             std::fs::create_dir_all(&workspace).unwrap();
             std::fs::write(workspace.join("f"), format!("{n}")).unwrap();
             let input = json!({"repoUrl": remote}).as_object().unwrap().clone();
-            Publish::from_input("publish:git", &input, &Remotes::default()).unwrap().push(&workspace)
+            Publish::from_input("publish:git", &input, &Remotes::default())
+                .unwrap()
+                .push(&workspace)
         };
         let commit = push(1).unwrap();
         assert!(remote_holds(&remote, "main", &commit).unwrap());

@@ -39,7 +39,7 @@ use git::{Publish, Remotes};
 use parameters::Page;
 use register::Target;
 use render::{Engine, value};
-use report::{Report, StepReport, Status};
+use report::{Report, Status, StepReport};
 use template::{Step, Template};
 
 /// `kubectl pave new`'s command line.
@@ -99,11 +99,18 @@ fn execute(args: &Args, report: &mut Report) -> Result<(), Vec<String>> {
             .steps
             .iter()
             .filter(|s| writes_to_cluster(s))
-            .map(|s| if s.action == "catalog:register" { "Component" } else { "DeveloperEnvironment" })
+            .map(|s| {
+                if s.action == "catalog:register" {
+                    "Component"
+                } else {
+                    "DeveloperEnvironment"
+                }
+            })
             .collect();
-        Some(Target::connect(args.namespace.as_deref(), &kinds).map_err(|e| {
-            vec![format!("{e}; nothing was run (the template registers in the cluster)")]
-        })?)
+        Some(
+            Target::connect(args.namespace.as_deref(), &kinds)
+                .map_err(|e| vec![format!("{e} (the template registers in the cluster)")])?,
+        )
     } else {
         None
     };
@@ -136,7 +143,11 @@ fn execute(args: &Args, report: &mut Report) -> Result<(), Vec<String>> {
     run.published.clear();
 
     let (workspace, temporary) = workspace(args).map_err(|e| vec![e])?;
-    let mode = if args.dry_run { Mode::DryRun } else { Mode::Run };
+    let mode = if args.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Run
+    };
     let problems = run.steps(mode, &workspace, &mut report.steps);
     if args.dry_run {
         report.files = files_of(&workspace);
@@ -154,7 +165,12 @@ fn execute(args: &Args, report: &mut Report) -> Result<(), Vec<String>> {
     let output = run
         .engine
         .render_value(&template.output, &context)
-        .map_err(|e| vec![format!("{}: output: {e}", template.at(&FieldPath::of(&["spec", "output"])))])?;
+        .map_err(|e| {
+            vec![format!(
+                "{}: output: {e}",
+                template.at(&FieldPath::of(&["spec", "output"]))
+            )]
+        })?;
     report.output = output.unwrap_or(Json::Null);
     Ok(())
 }
@@ -170,14 +186,23 @@ fn writes_to_cluster(step: &Step) -> bool {
 }
 
 /// The parameters: `--values`, then `--set`, then defaults, then questions; checked.
-fn gather(pages: &[Page], args: &Args, target: Option<&Target>) -> Result<Map<String, Json>, Vec<String>> {
+fn gather(
+    pages: &[Page],
+    args: &Args,
+    target: Option<&Target>,
+) -> Result<Map<String, Json>, Vec<String>> {
     let mut values = Map::new();
     if let Some(file) = &args.values {
         let text = std::fs::read_to_string(file)
             .map_err(|e| vec![format!("{}: cannot read: {e}", file.display())])?;
         match serde_yaml::from_str::<Json>(&text) {
             Ok(Json::Object(given)) => values.extend(given),
-            Ok(_) => return Err(vec![format!("{}: must map parameter names to values", file.display())]),
+            Ok(_) => {
+                return Err(vec![format!(
+                    "{}: must map parameter names to values",
+                    file.display()
+                )]);
+            }
             Err(e) => return Err(vec![format!("{}: not YAML: {e}", file.display())]),
         }
     }
@@ -194,8 +219,10 @@ fn gather(pages: &[Page], args: &Args, target: Option<&Target>) -> Result<Map<St
         return Err(problems);
     }
     parameters::apply_defaults(pages, &mut values);
-    parameters::ask(pages, &mut values, || target.map(Target::owners).unwrap_or_default())
-        .map_err(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    parameters::ask(pages, &mut values, || {
+        target.map(Target::owners).unwrap_or_default()
+    })
+    .map_err(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let problems = parameters::validate(pages, &values);
     if problems.is_empty() {
         Ok(values)
@@ -254,8 +281,14 @@ impl Run<'_> {
 
     /// Goes through every step; returns the problems (in `Check`, all of them; else
     /// the failure that stopped the run).
-    fn steps(&mut self, mode: Mode, workspace: &Path, reports: &mut Vec<StepReport>) -> Vec<String> {
+    fn steps(
+        &mut self,
+        mode: Mode,
+        workspace: &Path,
+        reports: &mut Vec<StepReport>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
         let steps = &self.template.steps;
         for (index, step) in steps.iter().enumerate() {
             let mut entry = StepReport::new(step);
@@ -264,7 +297,15 @@ impl Run<'_> {
                 Ok(()) => reports.push(entry),
                 Err(step_problems) => {
                     if mode == Mode::Check {
-                        problems.extend(step_problems);
+                        // A later step's use of this one's outputs is not a second problem.
+                        let used = |p: &String| {
+                            failed.iter().any(|id: &String| {
+                                p.contains(&format!("steps.{id}."))
+                                    || p.contains(&format!("steps['{id}']"))
+                            })
+                        };
+                        problems.extend(step_problems.into_iter().filter(|p| !used(p)));
+                        failed.push(step.id.clone());
                         continue;
                     }
                     entry.status = Status::Failed;
@@ -278,7 +319,13 @@ impl Run<'_> {
         problems
     }
 
-    fn step(&mut self, mode: Mode, workspace: &Path, step: &Step, entry: &mut StepReport) -> Result<(), Vec<String>> {
+    fn step(
+        &mut self,
+        mode: Mode,
+        workspace: &Path,
+        step: &Step,
+        entry: &mut StepReport,
+    ) -> Result<(), Vec<String>> {
         let at = |keys: &[&str]| self.template.at(&step.path(keys));
         let Some(spec) = actions::spec(&step.action) else {
             let known: Vec<&str> = actions::ACTIONS.iter().map(|a| a.name).collect();
@@ -291,7 +338,11 @@ impl Run<'_> {
             )]);
         };
         if step.each.is_some() {
-            return Err(vec![format!("{}: step `{}`: `each` is not supported", at(&["each"]), step.id)]);
+            return Err(vec![format!(
+                "{}: step `{}`: `each` is not supported",
+                at(&["each"]),
+                step.id
+            )]);
         }
         let context = self.context();
         if let Some(condition) = &step.condition {
@@ -345,14 +396,18 @@ impl Run<'_> {
         if entry.status == Status::NotRun {
             entry.status = Status::Done;
         }
-        self.outputs.insert(step.id.clone(), json!({ "output": outputs }));
+        self.outputs
+            .insert(step.id.clone(), json!({ "output": outputs }));
         Ok(())
     }
 
     /// The step's input rendered; a problem names the field's line.
     fn render_input(&self, step: &Step, context: &Value) -> Result<Map<String, Json>, Vec<String>> {
         let Json::Object(fields) = &step.input else {
-            return Err(vec![format!("{}: input must be a mapping", self.template.at(&step.path(&["input"])))]);
+            return Err(vec![format!(
+                "{}: input must be a mapping",
+                self.template.at(&step.path(&["input"]))
+            )]);
         };
         let mut rendered = Map::new();
         let mut problems = Vec::new();
@@ -365,29 +420,43 @@ impl Run<'_> {
                 Err(p) => problems.extend(p),
             }
         }
-        if problems.is_empty() { Ok(rendered) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(rendered)
+        } else {
+            Err(problems)
+        }
     }
 
     /// One field, looking one level into mappings (such as `values`) so that a
     /// problem is placed at its own line.
-    fn render_field(&self, step: &Step, path: &[&str], value: &Json, context: &Value) -> Result<Option<Json>, Vec<String>> {
+    fn render_field(
+        &self,
+        step: &Step,
+        path: &[&str],
+        value: &Json,
+        context: &Value,
+    ) -> Result<Option<Json>, Vec<String>> {
         if let (Json::Object(fields), 2) = (value, path.len()) {
             let mut rendered = Map::new();
             let mut problems = Vec::new();
             for (key, field) in fields {
                 let inner = [path[0], path[1], key.as_str()];
                 match self.render_field(step, &inner, field, context) {
-                    Ok(Some(v)) => {
-                        rendered.insert(key.clone(), v);
+                    Ok(v) => {
+                        rendered.insert(key.clone(), v.unwrap_or(Json::Null));
                     }
-                    Ok(None) => {}
                     Err(p) => problems.extend(p),
                 }
             }
-            return if problems.is_empty() { Ok(Some(Json::Object(rendered))) } else { Err(problems) };
+            return if problems.is_empty() {
+                Ok(Some(Json::Object(rendered)))
+            } else {
+                Err(problems)
+            };
         }
         self.engine.render_value(value, context).map_err(|e| {
-            let line = self.template.line_of(&step.path(path)) + e.line.map_or(0, |l| l.saturating_sub(1));
+            let line =
+                self.template.line_of(&step.path(path)) + e.line.map_or(0, |l| l.saturating_sub(1));
             vec![format!(
                 "{}:{line}: step `{}`: {}: {e}",
                 self.template.file.display(),
@@ -398,7 +467,14 @@ impl Run<'_> {
     }
 
     /// Runs (or checks, or shows) one action; its outputs.
-    fn act(&mut self, mode: Mode, workspace: &Path, step: &Step, input: &Map<String, Json>, entry: &mut StepReport) -> Result<Map<String, Json>, Vec<String>> {
+    fn act(
+        &mut self,
+        mode: Mode,
+        workspace: &Path,
+        step: &Step,
+        input: &Map<String, Json>,
+        entry: &mut StepReport,
+    ) -> Result<Map<String, Json>, Vec<String>> {
         let text = |key: &str| input.get(key).and_then(Json::as_str);
         let writes = mode != Mode::Check;
         match step.action.as_str() {
@@ -408,20 +484,25 @@ impl Run<'_> {
                 let target = fetch::target(text("targetPath")).map_err(|e| vec![e])?;
                 let planned = match step.action.as_str() {
                     "fetch:plain" => fetch::plan_plain(&source, &target).map_err(|e| vec![e])?,
-                    "fetch:template:file" => fetch::plan_template_file(&self.engine, &source, &target, input)?,
+                    "fetch:template:file" => {
+                        fetch::plan_template_file(&self.engine, &source, &target, input)?
+                    }
                     _ => fetch::plan_template(&self.engine, &source, &target, input)?,
                 };
                 if writes {
                     let replace = input.get("replace") == Some(&Json::Bool(true));
-                    let written = fetch::write(workspace, &planned, replace).map_err(|e| vec![e])?;
-                    entry.notes.push(format!("{} files written", written.len()));
+                    let written =
+                        fetch::write(workspace, &planned, replace).map_err(|e| vec![e])?;
+                    entry.notes.push(format!("{} files", written.len()));
                 }
                 Ok(Map::new())
             }
             "debug:log" => {
                 if writes {
                     if let Some(message) = input.get("message") {
-                        let message = message.as_str().map_or_else(|| message.to_string(), str::to_owned);
+                        let message = message
+                            .as_str()
+                            .map_or_else(|| message.to_string(), str::to_owned);
                         entry.notes.push(message);
                     }
                     if input.get("listWorkspace") == Some(&Json::Bool(true)) {
@@ -431,18 +512,28 @@ impl Run<'_> {
                 Ok(Map::new())
             }
             "catalog:write" => {
-                let path = fetch::target(Some(text("filePath").unwrap_or("catalog-info.yaml"))).map_err(|e| vec![e])?;
-                let yaml = serde_yaml::to_string(&input["entity"]).map_err(|e| vec![e.to_string()])?;
+                let path = fetch::target(Some(text("filePath").unwrap_or("catalog-info.yaml")))
+                    .map_err(|e| vec![e])?;
+                let yaml =
+                    serde_yaml::to_string(&input["entity"]).map_err(|e| vec![e.to_string()])?;
                 if writes {
-                    let planned = [fetch::Planned { path, contents: yaml.into_bytes(), executable: false }];
+                    let planned = [fetch::Planned {
+                        path,
+                        contents: yaml.into_bytes(),
+                        executable: false,
+                    }];
                     fetch::write(workspace, &planned, true).map_err(|e| vec![e])?;
                 }
                 Ok(Map::new())
             }
             "publish:git" | "publish:github" => {
-                let publish = Publish::from_input(&step.action, input, &self.remotes).map_err(|e| vec![e])?;
+                let publish =
+                    Publish::from_input(&step.action, input, &self.remotes).map_err(|e| vec![e])?;
                 if step.action != "publish:git" {
-                    entry.notes.push(format!("{} pushes with git to {}", step.action, publish.remote));
+                    entry.notes.push(format!(
+                        "{} pushes with git to {}",
+                        step.action, publish.remote
+                    ));
                 }
                 let commit = match mode {
                     Mode::Run => publish.push(workspace).map_err(|e| vec![e])?,
@@ -454,7 +545,10 @@ impl Run<'_> {
                 };
                 let outputs = publish.outputs(&commit);
                 self.published.push(Published {
-                    repo_contents_url: outputs["repoContentsUrl"].as_str().unwrap_or_default().to_owned(),
+                    repo_contents_url: outputs["repoContentsUrl"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     remote: publish.remote.clone(),
                     branch: publish.branch.clone(),
                     commit,
@@ -470,40 +564,85 @@ impl Run<'_> {
 
     /// `catalog:register`: only a repository this run pushed, read at the pushed
     /// commit, converted as `kubectl pave import` converts it.
-    fn register(&mut self, mode: Mode, input: &Map<String, Json>, entry: &mut StepReport) -> Result<Map<String, Json>, Vec<String>> {
+    fn register(
+        &mut self,
+        mode: Mode,
+        input: &Map<String, Json>,
+        entry: &mut StepReport,
+    ) -> Result<Map<String, Json>, Vec<String>> {
         let text = |key: &str| input.get(key).and_then(Json::as_str).map(str::to_owned);
         let (contents_url, path) = match (text("catalogInfoUrl"), text("repoContentsUrl")) {
-            (Some(url), _) => match self.published.iter().find(|p| url.starts_with(&p.repo_contents_url)) {
-                Some(p) => (p.repo_contents_url.clone(), url[p.repo_contents_url.len()..].to_owned()),
+            (Some(url), _) => match self
+                .published
+                .iter()
+                .find(|p| url.starts_with(&p.repo_contents_url))
+            {
+                Some(p) => (
+                    p.repo_contents_url.clone(),
+                    url[p.repo_contents_url.len()..].to_owned(),
+                ),
                 None => (url.clone(), String::new()),
             },
-            (None, Some(url)) => (url, text("catalogInfoPath").unwrap_or_else(|| "/catalog-info.yaml".to_owned())),
+            (None, Some(url)) => (
+                url,
+                text("catalogInfoPath").unwrap_or_else(|| "/catalog-info.yaml".to_owned()),
+            ),
             (None, None) => unreachable!("the spec requires one"),
         };
-        let path = if path.is_empty() { "/catalog-info.yaml".to_owned() } else { path };
+        let path = if path.is_empty() {
+            "/catalog-info.yaml".to_owned()
+        } else {
+            path
+        };
         let catalog_info_url = format!("{contents_url}:{path}");
-        let Some(published) = self.published.iter().find(|p| p.repo_contents_url == contents_url) else {
-            let known: Vec<&str> = self.published.iter().map(|p| p.repo_contents_url.as_str()).collect();
+        let Some(published) = self
+            .published
+            .iter()
+            .find(|p| p.repo_contents_url == contents_url)
+        else {
+            let known: Vec<&str> = self
+                .published
+                .iter()
+                .map(|p| p.repo_contents_url.as_str())
+                .collect();
             return Err(vec![format!(
                 "`{contents_url}` is not a repository this run published ({}); pave registers \
                  only what it pushed",
-                if known.is_empty() { "it published none before this step".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "it published none before this step".to_owned()
+                } else {
+                    known.join(", ")
+                }
             )]);
         };
         let mut outputs = Map::new();
-        outputs.insert("catalogInfoUrl".into(), Json::String(catalog_info_url.clone()));
+        outputs.insert(
+            "catalogInfoUrl".into(),
+            Json::String(catalog_info_url.clone()),
+        );
         if mode == Mode::Check {
-            outputs.insert("entityRef".into(), Json::String(format!("component:{}/(from {path})", self.namespace)));
+            outputs.insert(
+                "entityRef".into(),
+                Json::String(format!("component:{}/(from {path})", self.namespace)),
+            );
             return Ok(outputs);
         }
         if mode == Mode::DryRun {
             entry.status = Status::WouldRun;
             let file = published.repository.join(path.trim_start_matches('/'));
-            let components = convert(&catalog_info_url, std::fs::read_to_string(&file).map_err(|e| e.to_string()), &self.namespace)?;
-            outputs.insert("entityRef".into(), Json::String(entity_ref(&components[0], &self.namespace)));
+            let components = convert(
+                &catalog_info_url,
+                std::fs::read_to_string(&file).map_err(|e| e.to_string()),
+                &self.namespace,
+            )?;
+            outputs.insert(
+                "entityRef".into(),
+                Json::String(entity_ref(&components[0], &self.namespace)),
+            );
             return Ok(outputs);
         }
-        let holds = git::remote_holds(&published.remote, &published.branch, &published.commit).map_err(|e| vec![e])?;
+        let holds = git::remote_holds(&published.remote, &published.branch, &published.commit)
+            .map_err(|e| vec![e])?;
         if !holds {
             return Err(vec![format!(
                 "{} does not hold the pushed commit {} on {}; nothing was registered",
@@ -512,8 +651,13 @@ impl Run<'_> {
         }
         let text = git::show(&published.repository, &published.commit, &path);
         let components = convert(&catalog_info_url, text, &self.namespace)?;
-        let target = self.target.as_ref().expect("connected before the first step");
-        let registered = target.register(&components).map_err(|e| vec![format!("{e}; nothing was registered")])?;
+        let target = self
+            .target
+            .as_ref()
+            .expect("connected before the first step");
+        let registered = target
+            .register(&components)
+            .map_err(|e| vec![format!("{e}; nothing was registered")])?;
         for (reference, status) in &registered {
             entry.notes.push(format!("{reference}: {status}"));
         }
@@ -523,11 +667,27 @@ impl Run<'_> {
 
     /// `pave:environment`: a DeveloperEnvironment written into the workspace
     /// (`targetPath`, default `environment.yaml`) or, with `apply: true`, applied.
-    fn environment(&mut self, mode: Mode, workspace: &Path, input: &Map<String, Json>, entry: &mut StepReport) -> Result<Map<String, Json>, Vec<String>> {
-        let environment = register::environment(input, &self.namespace).map_err(|e| vec![e])?;
+    /// With `manifestPath` instead of `name` and `parameters`, the manifest is the one
+    /// an earlier step wrote: after a publish, it is read from the pushed commit, so
+    /// what is applied is what the repository holds.
+    fn environment(
+        &mut self,
+        mode: Mode,
+        workspace: &Path,
+        input: &Map<String, Json>,
+        entry: &mut StepReport,
+    ) -> Result<Map<String, Json>, Vec<String>> {
+        let environment = match input.get("manifestPath").and_then(Json::as_str) {
+            Some(path) => self.written_environment(mode, workspace, path)?,
+            None => register::environment(input, &self.namespace).map_err(|e| vec![e])?,
+        };
         let reference = format!(
             "{}/{}",
-            environment.metadata.namespace.as_deref().unwrap_or(&self.namespace),
+            environment
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or(&self.namespace),
             environment.metadata.name.as_deref().unwrap_or_default()
         );
         let mut outputs = Map::new();
@@ -537,42 +697,129 @@ impl Run<'_> {
             Some(Json::Bool(true)) => true,
             Some(other) => return Err(vec![format!("apply must be true or false, not {other}")]),
         };
+        if input.contains_key("manifestPath") && !apply {
+            return Err(vec![
+                "manifestPath is for applying a manifest already written; set apply: true"
+                    .to_owned(),
+            ]);
+        }
         if apply {
             match mode {
                 Mode::Check => {}
                 Mode::DryRun => entry.status = Status::WouldRun,
                 Mode::Run => {
-                    let target = self.target.as_ref().expect("connected before the first step");
-                    let uid = target.apply_environment(&environment).map_err(|e| vec![e])?;
+                    let target = self
+                        .target
+                        .as_ref()
+                        .expect("connected before the first step");
+                    let uid = target
+                        .apply_environment(&environment)
+                        .map_err(|e| vec![e])?;
                     entry.notes.push(format!("applied, uid {uid}"));
                 }
             }
             return Ok(outputs);
         }
-        let path = fetch::target(Some(input.get("targetPath").and_then(Json::as_str).unwrap_or("environment.yaml")))
-            .map_err(|e| vec![e])?;
+        let path = fetch::target(Some(
+            input
+                .get("targetPath")
+                .and_then(Json::as_str)
+                .unwrap_or("environment.yaml"),
+        ))
+        .map_err(|e| vec![e])?;
         if mode != Mode::Check {
             let yaml = serde_yaml::to_string(&environment).map_err(|e| vec![e.to_string()])?;
-            let planned = [fetch::Planned { path: path.clone(), contents: yaml.into_bytes(), executable: false }];
+            let planned = [fetch::Planned {
+                path: path.clone(),
+                contents: yaml.into_bytes(),
+                executable: false,
+            }];
             fetch::write(workspace, &planned, true).map_err(|e| vec![e])?;
         }
-        outputs.insert("manifestPath".into(), Json::String(path.display().to_string()));
+        outputs.insert(
+            "manifestPath".into(),
+            Json::String(path.display().to_string()),
+        );
         Ok(outputs)
     }
 }
 
+impl Run<'_> {
+    /// The environment of a manifest in the workspace: from the last publish that
+    /// holds it, at its pushed commit; else as the workspace holds it.
+    fn written_environment(
+        &self,
+        mode: Mode,
+        workspace: &Path,
+        path: &str,
+    ) -> Result<pave_api::DeveloperEnvironment, Vec<String>> {
+        if mode == Mode::Check {
+            // Written by an earlier step, which the check does not run.
+            let mut placeholder = register::environment(
+                &Map::from_iter([
+                    ("name".to_owned(), json!("from-manifest")),
+                    ("parameters".to_owned(), json!({"region": "us-east-1"})),
+                ]),
+                &self.namespace,
+            )
+            .map_err(|e| vec![e])?;
+            placeholder.metadata.name = Some(format!("(from {path})"));
+            return Ok(placeholder);
+        }
+        let relative = fetch::target(Some(path)).map_err(|e| vec![e])?;
+        let pushed = self.published.iter().rev().find_map(|p| {
+            let inside = workspace
+                .join(&relative)
+                .strip_prefix(&p.repository)
+                .ok()?
+                .to_owned();
+            (mode == Mode::Run)
+                .then(|| git::show(&p.repository, &p.commit, &inside.display().to_string()))
+        });
+        let text = match pushed {
+            Some(text) => text.map_err(|e| vec![format!("manifestPath {path}: {e}")])?,
+            None => std::fs::read_to_string(workspace.join(&relative))
+                .map_err(|e| vec![format!("manifestPath {path}: cannot read: {e}")])?,
+        };
+        let environment: pave_api::DeveloperEnvironment =
+            serde_yaml::from_str(&text).map_err(|e| {
+                vec![format!(
+                    "manifestPath {path}: not a DeveloperEnvironment: {e}"
+                )]
+            })?;
+        Ok(environment)
+    }
+}
+
 /// A catalog-info.yaml as Components, through `kubectl pave import`'s conversion.
-fn convert(name: &str, text: Result<String, String>, namespace: &str) -> Result<Vec<pave_api::Component>, Vec<String>> {
-    let outcome = import(&[Source { name: name.to_owned(), text }], None);
+fn convert(
+    name: &str,
+    text: Result<String, String>,
+    namespace: &str,
+) -> Result<Vec<pave_api::Component>, Vec<String>> {
+    let outcome = import(
+        &[Source {
+            name: name.to_owned(),
+            text,
+        }],
+        None,
+    );
     if outcome.errors() > 0 {
-        return Err(outcome.diagnostics.iter().map(ToString::to_string).collect());
+        return Err(outcome
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect());
     }
     if outcome.components.is_empty() {
         return Err(vec![format!("{name} holds no Component to register")]);
     }
     let mut components = outcome.components;
     for component in &mut components {
-        component.metadata.namespace.get_or_insert_with(|| namespace.to_owned());
+        component
+            .metadata
+            .namespace
+            .get_or_insert_with(|| namespace.to_owned());
     }
     Ok(components)
 }
@@ -590,7 +837,10 @@ fn workspace(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), String
     match (&args.output, args.dry_run) {
         (Some(dir), false) => {
             if dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
-                return Err(format!("--output {}: exists and is not empty", dir.display()));
+                return Err(format!(
+                    "--output {}: exists and is not empty",
+                    dir.display()
+                ));
             }
             std::fs::create_dir_all(dir).map_err(|e| format!("--output {}: {e}", dir.display()))?;
             Ok((dir.clone(), None))

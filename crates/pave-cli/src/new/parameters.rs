@@ -71,9 +71,11 @@ impl Page {
 
 /// Where a parameter is declared: its page and its schema.
 pub fn declared<'a>(pages: &'a [Page], name: &str) -> Option<(&'a Page, &'a Json)> {
-    pages
-        .iter()
-        .find_map(|page| page.schema["properties"].get(name).map(|schema| (page, schema)))
+    pages.iter().find_map(|page| {
+        page.schema["properties"]
+            .get(name)
+            .map(|schema| (page, schema))
+    })
 }
 
 /// A `--set name=value`: the value is read as the parameter's declared type (a
@@ -89,7 +91,11 @@ pub fn parse_set(pages: &[Page], set: &str) -> Result<(String, Json), String> {
             .collect();
         return Err(format!(
             "--set {name}: the template has no parameter `{name}` (it has {})",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         ));
     };
     Ok((name.to_owned(), typed(schema, text)))
@@ -163,14 +169,19 @@ pub fn ask(
         }
         let mut choices: Vec<String> = schema["enum"]
             .as_array()
-            .map(|e| e.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect())
+            .map(|e| {
+                e.iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if choices.is_empty() && schema["ui:field"] == "OwnerPicker" {
             if let Some(list) = owners.take() {
                 known_owners = list();
             }
             if !known_owners.is_empty() {
-                let _ = writeln!(stderr, "  owners in the catalog: {}", known_owners.join(", "));
+                let _ = writeln!(stderr, "  owners in the catalog (a number, or any owner):");
+                choices = known_owners.clone();
             }
         }
         choices.dedup();
@@ -219,8 +230,14 @@ pub fn validate(pages: &[Page], values: &Map<String, Json>) -> Vec<Problem> {
             }
         };
         // Page by page, each page's parameters by name.
-        let position = |name: &str| page.properties().position(|(n, _)| n == name.split('.').next().unwrap_or(name));
-        let mut found: Vec<Problem> = validator.iter_errors(&instance).map(|e| problem(page, &e)).collect();
+        let position = |name: &str| {
+            page.properties()
+                .position(|(n, _)| n == name.split('.').next().unwrap_or(name))
+        };
+        let mut found: Vec<Problem> = validator
+            .iter_errors(&instance)
+            .map(|e| problem(page, &e))
+            .collect();
         found.sort_by_key(|p| position(&p.parameter));
         problems.extend(found);
     }
@@ -229,20 +246,36 @@ pub fn validate(pages: &[Page], values: &Map<String, Json>) -> Vec<Problem> {
 
 fn problem(page: &Page, error: &jsonschema::ValidationError<'_>) -> Problem {
     use jsonschema::error::ValidationErrorKind as Kind;
-    let path = error.instance_path().as_str().trim_start_matches('/').replace('/', ".");
+    let path = error
+        .instance_path()
+        .as_str()
+        .trim_start_matches('/')
+        .replace('/', ".");
     let (parameter, message) = match error.kind() {
         Kind::Required { property } => {
-            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
-            let parameter = if path.is_empty() { name } else { format!("{path}.{name}") };
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_owned);
+            let parameter = if path.is_empty() {
+                name
+            } else {
+                format!("{path}.{name}")
+            };
             (parameter, "is required".to_owned())
         }
         Kind::Type { kind } => {
             let declared = page.schema["properties"][&path]["type"]
                 .as_str()
                 .map_or_else(|| format!("{kind:?}"), str::to_owned);
-            (path, format!("must be of type {declared}, not {}", error.instance()))
+            (
+                path,
+                format!("must be of type {declared}, not {}", error.instance()),
+            )
         }
-        Kind::Enum { options } => (path, format!("must be one of {options}, not {}", error.instance())),
+        Kind::Enum { options } => (
+            path,
+            format!("must be one of {options}, not {}", error.instance()),
+        ),
         Kind::Pattern { pattern } => (
             path,
             format!("{} does not match the pattern {pattern}", error.instance()),
@@ -293,7 +326,10 @@ mod tests {
             values.insert(name, value);
         }
         apply_defaults(&pages, &mut values);
-        let problems: Vec<String> = validate(&pages, &values).iter().map(ToString::to_string).collect();
+        let problems: Vec<String> = validate(&pages, &values)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             problems,
             [
@@ -313,10 +349,21 @@ mod tests {
         let (name, value) = parse_set(&pages, "replicas=5").unwrap();
         values.insert(name, value);
         apply_defaults(&pages, &mut values);
-        assert_eq!(Json::Object(values.clone()), json!({"replicas": 5, "tier": "silver"}));
+        assert_eq!(
+            Json::Object(values.clone()),
+            json!({"replicas": 5, "tier": "silver"})
+        );
         let missing: Vec<&str> = missing(&pages, &values).iter().map(|(_, n)| *n).collect();
         assert_eq!(missing, ["name", "owner"]);
-        assert!(parse_set(&pages, "colour=red").unwrap_err().contains("has no parameter `colour`"));
-        assert!(parse_set(&pages, "name").unwrap_err().contains("NAME=VALUE"));
+        assert!(
+            parse_set(&pages, "colour=red")
+                .unwrap_err()
+                .contains("has no parameter `colour`")
+        );
+        assert!(
+            parse_set(&pages, "name")
+                .unwrap_err()
+                .contains("NAME=VALUE")
+        );
     }
 }

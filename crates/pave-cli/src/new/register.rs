@@ -56,7 +56,10 @@ impl Target {
         let result = match kind {
             "Component" => self
                 .runtime
-                .block_on(Api::<Component>::namespaced(cluster.client.clone(), &namespace).list(&Default::default()))
+                .block_on(
+                    Api::<Component>::namespaced(cluster.client.clone(), &namespace)
+                        .list(&Default::default()),
+                )
                 .map(|_| ()),
             _ => self
                 .runtime
@@ -66,13 +69,19 @@ impl Target {
                 )
                 .map(|_| ()),
         };
-        let resource = if kind == "Component" { COMPONENTS } else { ENVIRONMENTS };
-        result.map_err(|e| cluster.explain(&e, &format!("list {resource} in {namespace}"), resource))
+        let resource = if kind == "Component" {
+            COMPONENTS
+        } else {
+            ENVIRONMENTS
+        };
+        result
+            .map_err(|e| cluster.explain(&e, &format!("list {resource} in {namespace}"), resource))
     }
 
     /// The owners the catalog knows, for an OwnerPicker's question.
     pub fn owners(&self) -> Vec<String> {
-        let api = Api::<Component>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let api =
+            Api::<Component>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
         let mut owners: Vec<String> = self
             .runtime
             .block_on(api.list(&Default::default()))
@@ -89,7 +98,9 @@ impl Target {
         let objects: Vec<(Api<Component>, &Component)> = components
             .iter()
             .map(|c| {
-                let namespace = c.namespace().unwrap_or_else(|| self.cluster.namespace.clone());
+                let namespace = c
+                    .namespace()
+                    .unwrap_or_else(|| self.cluster.namespace.clone());
                 (Api::namespaced(self.cluster.client.clone(), &namespace), c)
             })
             .collect();
@@ -112,7 +123,11 @@ impl Target {
         let namespace = api_namespace(environment, &self.cluster.namespace);
         let api = Api::<DeveloperEnvironment>::namespaced(self.cluster.client.clone(), &namespace);
         let applied = self.apply_all(&[(api, environment)], ENVIRONMENTS)?;
-        Ok(applied.into_iter().next().and_then(|o| o.uid()).unwrap_or_default())
+        Ok(applied
+            .into_iter()
+            .next()
+            .and_then(|o| o.uid())
+            .unwrap_or_default())
     }
 
     fn apply_all<K>(&self, objects: &[(Api<K>, &K)], resource: &str) -> Result<Vec<K>, String>
@@ -125,8 +140,13 @@ impl Target {
             let mut applied = Vec::new();
             for (api, object) in objects {
                 let name = object.name_any();
-                let what = format!("apply {resource} {name}{}", if dry_run { " (dry run)" } else { "" });
-                let result = self.runtime.block_on(api.patch(&name, &params, &Patch::Apply(*object)));
+                let what = format!(
+                    "apply {resource} {name}{}",
+                    if dry_run { " (dry run)" } else { "" }
+                );
+                let result =
+                    self.runtime
+                        .block_on(api.patch(&name, &params, &Patch::Apply(*object)));
                 applied.push(result.map_err(|e| self.cluster.explain(&e, &what, resource))?);
             }
             Ok(applied)
@@ -142,7 +162,8 @@ impl Target {
                 let status = component.status.as_ref();
                 let observed = status.and_then(|s| s.observed_generation);
                 if observed.is_some() && observed == component.metadata.generation {
-                    let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+                    let ready =
+                        status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
                     return match ready {
                         Some(c) if c.status == "True" => "Ready".to_owned(),
                         Some(c) => format!("not Ready ({}): {}", c.reason, c.message),
@@ -162,13 +183,20 @@ impl Target {
 }
 
 fn api_namespace<K: Resource>(object: &K, default: &str) -> String {
-    object.meta().namespace.clone().unwrap_or_else(|| default.to_owned())
+    object
+        .meta()
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// The DeveloperEnvironment `pave:environment` describes: `name`, `namespace`,
 /// `parameters` and the rest of the spec's fields (`gitops`, `ttl`,
 /// `compositeDeletePolicy`, …) as the CRD names them.
-pub fn environment(input: &Map<String, Json>, default_namespace: &str) -> Result<DeveloperEnvironment, String> {
+pub fn environment(
+    input: &Map<String, Json>,
+    default_namespace: &str,
+) -> Result<DeveloperEnvironment, String> {
     let mut spec = Map::new();
     for (key, value) in input {
         if !["name", "namespace", "targetPath", "apply"].contains(&key.as_str()) {
@@ -188,11 +216,18 @@ pub fn environment(input: &Map<String, Json>, default_namespace: &str) -> Result
         serde_json::from_value(manifest).map_err(|e| format!("not a DeveloperEnvironment: {e}"))?;
     // serde drops fields it does not know; a misspelt one must not vanish silently.
     let kept = serde_json::to_value(&environment.spec).expect("a spec serialises");
-    let unknown: Vec<&String> = spec.keys().filter(|k| kept.get(k.as_str()).is_none()).collect();
+    let unknown: Vec<&String> = spec
+        .keys()
+        .filter(|k| kept.get(k.as_str()).is_none())
+        .collect();
     if !unknown.is_empty() {
         return Err(format!(
             "a DeveloperEnvironment's spec has no field {}",
-            unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(environment)

@@ -9,8 +9,12 @@
 //! - Printing a value that names nothing (`${{ parameters.nmae }}`) is an error, not
 //!   an empty string; an `if` on it is still false, and `default` still applies.
 //! - A string that is a single `${{ }}` keeps its type (a list stays a list, a
-//!   number a number), as in step inputs of the scaffolder; one that renders to
-//!   nothing leaves its key out.
+//!   number a number), as in step inputs of the scaffolder. Where the scaffolder
+//!   leaves out a key that renders to nothing (a parameter not given), pave keeps
+//!   it as null: it prints as nothing, is false in an `if`, is replaced by
+//!   `default` and dumps to nothing, as the scaffolder's undefined does, while a
+//!   name that was never declared (`values.nmae`) is still an error. A value that
+//!   really is null therefore also counts as not given.
 //! - `dump` is `JSON.stringify`; `parseRepoUrl`, `parseEntityRef`, `projectSlug` and
 //!   `pick` are the scaffolder's own filters. JavaScript methods called on values
 //!   (`name.toUpperCase()`) do not exist; their filters (`upper`) do.
@@ -18,7 +22,9 @@
 use std::collections::BTreeMap;
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, syntax::SyntaxConfig};
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, syntax::SyntaxConfig,
+};
 use serde_json::Value as Json;
 
 /// Any data as a template value.
@@ -66,13 +72,19 @@ impl Engine {
         // Printing what names nothing fails; testing it in an `if` does not.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_formatter(|out, state, value| {
-            let value = if value.is_none() { &Value::UNDEFINED } else { value };
+            let value = if value.is_none() {
+                &Value::UNDEFINED
+            } else {
+                value
+            };
             if value.is_undefined() {
                 return Ok(());
             }
             minijinja::escape_formatter(out, state, value)
         });
         env.add_filter("dump", dump);
+        env.add_filter("default", default);
+        env.add_filter("d", default);
         env.add_filter("parseRepoUrl", parse_repo_url);
         env.add_filter("projectSlug", project_slug);
         env.add_filter("parseEntityRef", parse_entity_ref);
@@ -100,12 +112,13 @@ impl Engine {
                 }
                 Ok(Some(Json::Array(rendered)))
             }
+            // A field that renders to nothing stays, as null: declared, without a value
+            // (see the module's notes), so that naming it is not naming nothing.
             Json::Object(fields) => {
                 let mut rendered = serde_json::Map::new();
                 for (key, field) in fields {
-                    if let Some(field) = self.render_value(field, context)? {
-                        rendered.insert(key.clone(), field);
-                    }
+                    let field = self.render_value(field, context)?;
+                    rendered.insert(key.clone(), field.unwrap_or(Json::Null));
                 }
                 Ok(Some(Json::Object(rendered)))
             }
@@ -141,9 +154,11 @@ impl Engine {
             if value.is_none() {
                 return Ok(None);
             }
-            return Ok(Some(serde_json::to_value(&value).map_err(|e| RenderError {
-                message: format!("`{text}` gives a value that is not data: {e}"),
-                line: None,
+            return Ok(Some(serde_json::to_value(&value).map_err(|e| {
+                RenderError {
+                    message: format!("`{text}` gives a value that is not data: {e}"),
+                    line: None,
+                }
             })?));
         }
         if !text.contains("${{") && !text.contains("{%") && !text.contains("{#") {
@@ -229,7 +244,10 @@ pub fn names_nothing(expression: &str, context: &Value) -> RenderError {
                 format!("{root} holds {}", names.join(", "))
             }
         }
-        _ => format!("there is no `{root}`; templates here can use {}", known(context).join(", ")),
+        _ => format!(
+            "there is no `{root}`; templates here can use {}",
+            known(context).join(", ")
+        ),
     };
     RenderError {
         message: format!("`${{{{ {expression} }}}}` names nothing: {hint}"),
@@ -237,10 +255,22 @@ pub fn names_nothing(expression: &str, context: &Value) -> RenderError {
     }
 }
 
-/// nunjucks' `dump`: `JSON.stringify(value, null, indent)`; undefined dumps to
-/// nothing, as `JSON.stringify(undefined)` does.
+/// `default(value, other="", boolean=false)`: `other` when `value` is undefined or
+/// null (not given), or with `boolean` also when it is false-ish.
+fn default(value: &Value, other: Option<Value>, boolean: Option<bool>) -> Value {
+    let missing =
+        value.is_undefined() || value.is_none() || (boolean == Some(true) && !value.is_true());
+    if missing {
+        other.unwrap_or_else(|| Value::from(""))
+    } else {
+        value.clone()
+    }
+}
+
+/// nunjucks' `dump`: `JSON.stringify(value, null, indent)`; what was not given
+/// dumps to nothing, as `JSON.stringify(undefined)` does.
 fn dump(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
-    if value.is_undefined() {
+    if value.is_undefined() || value.is_none() {
         return Ok(Value::from(""));
     }
     let invalid = |e: serde_json::Error| {
@@ -264,14 +294,16 @@ fn dump(value: &Value, indent: Option<usize>) -> Result<Value, Error> {
 /// RepoUrlPicker produces) into `{host, owner, repo, organization, workspace,
 /// project}`, the fields that are given.
 fn parse_repo_url(repo_url: &str) -> Result<Value, Error> {
-    let parsed = repo_url_parts(repo_url).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))?;
+    let parsed =
+        repo_url_parts(repo_url).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))?;
     Ok(value(&parsed))
 }
 
 /// The parts of a RepoUrlPicker value; `host` and `repo` are required.
 pub fn repo_url_parts(repo_url: &str) -> Result<BTreeMap<String, String>, String> {
-    let url = url::Url::parse(&format!("https://{repo_url}"))
-        .map_err(|e| format!("`{repo_url}` is not a repository location such as github.com?owner=o&repo=r: {e}"))?;
+    let url = url::Url::parse(&format!("https://{repo_url}")).map_err(|e| {
+        format!("`{repo_url}` is not a repository location such as github.com?owner=o&repo=r: {e}")
+    })?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
@@ -283,7 +315,9 @@ pub fn repo_url_parts(repo_url: &str) -> Result<BTreeMap<String, String>, String
         }
     }
     if !parts.contains_key("repo") {
-        return Err(format!("`{repo_url}` names no repo (expected HOST?owner=OWNER&repo=REPO)"));
+        return Err(format!(
+            "`{repo_url}` names no repo (expected HOST?owner=OWNER&repo=REPO)"
+        ));
     }
     Ok(parts)
 }
@@ -303,7 +337,11 @@ fn project_slug(repo_url: &str) -> Result<Value, Error> {
 /// The scaffolder's `parseEntityRef`: `[kind:][namespace/]name` into `{kind,
 /// namespace, name}`, with `defaultKind` and `defaultNamespace` from the keyword
 /// arguments (the namespace defaults to `default`).
-fn parse_entity_ref(reference: &str, options: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+fn parse_entity_ref(
+    reference: &str,
+    options: Option<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
     let option = |name: &str| -> Result<Option<String>, Error> {
         if let Some(value) = kwargs.get::<Option<String>>(name)? {
             return Ok(Some(value));
@@ -322,7 +360,10 @@ fn parse_entity_ref(reference: &str, options: Option<Value>, kwargs: Kwargs) -> 
     };
     let (namespace, name) = match rest.split_once('/') {
         Some((namespace, name)) => (namespace.to_owned(), name),
-        None => (default_namespace.unwrap_or_else(|| "default".to_owned()), rest),
+        None => (
+            default_namespace.unwrap_or_else(|| "default".to_owned()),
+            rest,
+        ),
     };
     let Some(kind) = kind.filter(|k| !k.is_empty()) else {
         return Err(Error::new(
@@ -372,14 +413,14 @@ mod tests {
     }
 
     #[test]
-    fn a_single_expression_keeps_its_type_and_nothing_leaves_the_key_out() {
+    fn a_single_expression_keeps_its_type_and_nothing_is_null() {
         let engine = Engine::new();
         let input = json!({"tags": "${{ parameters.tags }}", "empty": "${{ parameters.empty }}",
                            "url": "${{ steps.publish.output.remoteUrl }}", "n": 3,
                            "repo": "${{ parameters.repoUrl | parseRepoUrl }}"});
         assert_eq!(
             engine.render_value(&input, &context()).unwrap().unwrap(),
-            json!({"tags": ["a", "b"], "url": "file:///r.git", "n": 3,
+            json!({"tags": ["a", "b"], "url": "file:///r.git", "n": 3, "empty": null,
                    "repo": {"host": "github.com", "owner": "my-org", "repo": "payments"}})
         );
     }
@@ -390,9 +431,25 @@ mod tests {
         let render = |t: &str| engine.render_str(t, &context()).unwrap();
         assert_eq!(render("${{ parameters.tags | dump }}"), r#"["a","b"]"#);
         assert_eq!(render("${{ parameters.name | dump }}"), r#""Payments""#);
-        assert_eq!(render("${{ parameters.repoUrl | projectSlug }}"), "my-org/payments");
-        assert_eq!(render("${{ parameters.name | replace('P', 'p') | upper | trim }}"), "PAYMENTS");
+        assert_eq!(
+            render("${{ parameters.repoUrl | projectSlug }}"),
+            "my-org/payments"
+        );
+        assert_eq!(
+            render("${{ parameters.name | replace('P', 'p') | upper | trim }}"),
+            "PAYMENTS"
+        );
         assert_eq!(render("${{ parameters.missing | default('x') }}"), "x");
+        assert_eq!(
+            render(
+                "${{ parameters.empty | default('x') }}|${{ parameters.empty | dump }}|${{ parameters.empty }}"
+            ),
+            "x||"
+        );
+        assert_eq!(
+            render("${{ '' | default('x') }}${{ '' | default('y', true) }}"),
+            "y"
+        );
         assert_eq!(
             render("${{ (parameters.owner | parseEntityRef(defaultKind='group')).kind }}"),
             "group"
@@ -402,7 +459,10 @@ mod tests {
             "ops"
         );
         assert_eq!(render("${{ parameters | pick('owner') }}"), "team-a");
-        assert_eq!(render("${{ parameters.tags[0] + '/' + parameters.owner }}"), "a/team-a");
+        assert_eq!(
+            render("${{ parameters.tags[0] + '/' + parameters.owner }}"),
+            "a/team-a"
+        );
     }
 
     #[test]
@@ -412,21 +472,46 @@ mod tests {
             .render_str("a\nb: ${{ parameters.nmae }}", &context())
             .unwrap_err();
         assert_eq!(error.line, Some(2));
-        assert!(error.message.contains("`${{ parameters.nmae }}` names nothing"), "{error}");
-        assert!(error.message.contains("parameters holds empty, name, owner"), "{error}");
+        assert!(
+            error
+                .message
+                .contains("`${{ parameters.nmae }}` names nothing"),
+            "{error}"
+        );
+        assert!(
+            error
+                .message
+                .contains("parameters holds empty, name, owner"),
+            "{error}"
+        );
         let error = engine
             .render_value(&json!("${{ step.publish.output.remoteUrl }}"), &context())
             .unwrap_err();
         assert!(error.message.contains("there is no `step`"), "{error}");
         // A condition on a parameter that was not given is false; on a name that
         // names nothing, an error.
-        assert!(engine.condition(&json!("${{ parameters.nmae }}"), &context()).is_err());
-        assert!(!engine.condition(&json!("${{ parameters.empty }}"), &context()).unwrap());
+        assert!(
+            engine
+                .condition(&json!("${{ parameters.nmae }}"), &context())
+                .is_err()
+        );
+        assert!(
+            !engine
+                .condition(&json!("${{ parameters.empty }}"), &context())
+                .unwrap()
+        );
     }
 
     #[test]
     fn parse_repo_url_needs_a_repo() {
-        assert!(repo_url_parts("github.com?owner=o").unwrap_err().contains("names no repo"));
-        assert_eq!(repo_url_parts("git.example?repo=r").unwrap()["host"], "git.example");
+        assert!(
+            repo_url_parts("github.com?owner=o")
+                .unwrap_err()
+                .contains("names no repo")
+        );
+        assert_eq!(
+            repo_url_parts("git.example?repo=r").unwrap()["host"],
+            "git.example"
+        );
     }
 }

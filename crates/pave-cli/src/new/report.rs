@@ -99,7 +99,11 @@ impl Report {
     /// the exit code: 1 when anything went wrong.
     pub fn print(mut self, format: Format) -> ExitCode {
         self.succeeded = self.problems.is_empty();
-        let code = if self.succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let code = if self.succeeded {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
         let (stdout, stderr) = match format {
             Format::Json => (
                 serde_json::to_string_pretty(&self).expect("a report serialises") + "\n",
@@ -124,7 +128,11 @@ impl Report {
             }
             return (out, err);
         }
-        let title = if self.dry_run { "Dry run of" } else { "Template" };
+        let title = if self.dry_run {
+            "Dry run of"
+        } else {
+            "Template"
+        };
         let _ = writeln!(out, "{title} {}:", self.template);
         for step in &self.steps {
             let status = match step.status {
@@ -153,7 +161,10 @@ impl Report {
         }
         for link in self.output["links"].as_array().into_iter().flatten() {
             let title = link["title"].as_str().unwrap_or("link");
-            let target = link["url"].as_str().or_else(|| link["entityRef"].as_str()).unwrap_or("");
+            let target = link["url"]
+                .as_str()
+                .or_else(|| link["entityRef"].as_str())
+                .unwrap_or("");
             let _ = writeln!(out, "{title}: {target}");
         }
         for text in self.output["text"].as_array().into_iter().flatten() {
@@ -163,13 +174,31 @@ impl Report {
             let _ = writeln!(out, "{}", text["content"].as_str().unwrap_or(""));
         }
         if !self.problems.is_empty() && !self.dry_run {
-            let done: Vec<&str> = self.steps.iter().filter(|s| s.status == Status::Done).map(|s| s.id.as_str()).collect();
-            let not_run: Vec<&str> = self.steps.iter().filter(|s| s.status == Status::NotRun).map(|s| s.id.as_str()).collect();
+            let done: Vec<&str> = self
+                .steps
+                .iter()
+                .filter(|s| s.status == Status::Done)
+                .map(|s| s.id.as_str())
+                .collect();
+            let not_run: Vec<&str> = self
+                .steps
+                .iter()
+                .filter(|s| s.status == Status::NotRun)
+                .map(|s| s.id.as_str())
+                .collect();
             let _ = writeln!(
                 err,
                 "kubectl-pave: the run stopped; done: {}; not run: {}",
-                if done.is_empty() { "nothing".to_owned() } else { done.join(", ") },
-                if not_run.is_empty() { "nothing".to_owned() } else { not_run.join(", ") }
+                if done.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    done.join(", ")
+                },
+                if not_run.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    not_run.join(", ")
+                }
             );
             if let Some(workspace) = &self.workspace {
                 let _ = writeln!(err, "kubectl-pave: the workspace was {workspace}");

@@ -80,12 +80,16 @@ impl Template {
             line,
             message,
         };
-        let text = std::fs::read_to_string(&file).map_err(|e| error(None, format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| error(None, format!("cannot read: {e}")))?;
         let mut found = None;
         for document in split_documents(&text) {
             let value: Json = serde_yaml::from_str(document.text).map_err(|e| {
                 let line = e.location().map(|l| document.first_line + l.line() - 1);
-                error(line.or(Some(document.start_line())), format!("not YAML: {e}"))
+                error(
+                    line.or(Some(document.start_line())),
+                    format!("not YAML: {e}"),
+                )
             })?;
             if value["kind"] == "Template" {
                 found = Some((document.first_line, value));
@@ -96,7 +100,9 @@ impl Template {
             return Err(error(None, "holds no `kind: Template`".to_owned()));
         };
         let mut template = Template {
-            dir: file.parent().map_or_else(|| PathBuf::from("."), Path::to_owned),
+            dir: file
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_owned),
             file: file.clone(),
             name: String::new(),
             title: None,
@@ -118,14 +124,24 @@ impl Template {
         }
         template.name = value["metadata"]["name"]
             .as_str()
-            .ok_or_else(|| error(Some(template.line_of(&FieldPath::of(&["metadata"]))), "metadata.name is missing".to_owned()))?
+            .ok_or_else(|| {
+                error(
+                    Some(template.line_of(&FieldPath::of(&["metadata"]))),
+                    "metadata.name is missing".to_owned(),
+                )
+            })?
             .to_owned();
         template.title = value["metadata"]["title"].as_str().map(str::to_owned);
         template.pages = Page::all(value["spec"].get("parameters"));
         let steps = match &value["spec"]["steps"] {
             Json::Array(steps) => steps.clone(),
             Json::Null => Vec::new(),
-            _ => return Err(error(Some(template.line_of(&FieldPath::of(&["spec", "steps"]))), "spec.steps must be a list".to_owned())),
+            _ => {
+                return Err(error(
+                    Some(template.line_of(&FieldPath::of(&["spec", "steps"]))),
+                    "spec.steps must be a list".to_owned(),
+                ));
+            }
         };
         for (index, step) in steps.into_iter().enumerate() {
             let line = Some(template.line_of(&FieldPath::of(&["spec", "steps"]).index(index)));
@@ -142,7 +158,10 @@ impl Template {
                 name: field("name").unwrap_or_else(|| id.clone()),
                 id,
                 action,
-                input: step.get("input").cloned().unwrap_or(Json::Object(Default::default())),
+                input: step
+                    .get("input")
+                    .cloned()
+                    .unwrap_or(Json::Object(Default::default())),
                 condition: step.get("if").cloned(),
                 each: step.get("each").cloned(),
             });

@@ -1,0 +1,1 @@
+module.exports = require('@spotify/web-scripts/config/eslintrc.js');

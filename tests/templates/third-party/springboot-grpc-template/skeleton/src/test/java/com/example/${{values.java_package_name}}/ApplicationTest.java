@@ -1,0 +1,15 @@
+package com.example.${{values.java_package_name}};
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.test.context.junit4.SpringRunner;
+
+@RunWith(SpringRunner.class)
+@SpringBootTest
+public class ApplicationTest {
+
+	@Test
+	public void contextLoads() {
+	}
+}
