@@ -572,3 +572,110 @@ fn an_environments_application_is_synced_mirrored_and_removed_first() {
     assert!(application(env, &app).is_none());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A golden path with an environment: `kubectl pave new` pushes a repository holding
+/// the service's manifests and its DeveloperEnvironment, registers the Component and
+/// applies the environment the pushed commit holds; pave provisions it against moto
+/// and Argo CD deploys the repository's `deploy/` into it.
+#[test]
+fn a_golden_path_brings_its_environment_and_argo_cd_deploys_the_new_repository() {
+    let _logs = LogsOnPanic;
+    let bed = shared();
+    let env = bed.env;
+    let ns = env.namespace("argocd-new");
+    let ns = ns.name();
+    let name = format!("{ns}-svc");
+    let dir = env::temp_dir().join(format!("pave-argocd-new-{}-{ns}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let remote = format!(
+        "file://{}/{name}.git",
+        dir.canonicalize().unwrap().display()
+    );
+    let out = Command::new(bed.bin.join("kubectl-pave"))
+        .arg("new")
+        .arg(repo_root().join("tests/templates/service-with-environment"))
+        .args(["--namespace", ns, "-o", "json"])
+        .args(["--set", &format!("name={name}"), "--set", "owner=team-shop"])
+        .args(["--set", &format!("repoUrl={remote}")])
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kubectl pave new");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(
+        report["output"]["text"][0]["content"],
+        format!("{ns}/{name}")
+    );
+
+    // The new repository holds the environment's manifest, pointing back at itself.
+    let show = |file: &str| {
+        let out = Command::new("git")
+            .args(["--git-dir", remote.trim_start_matches("file://"), "show"])
+            .arg(format!("main:{file}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let manifest: Value = serde_yaml::from_str(&show("environment.yaml")).unwrap();
+    assert_eq!(manifest["kind"], "DeveloperEnvironment");
+    assert_eq!(manifest["metadata"]["name"], name.as_str());
+    assert_eq!(manifest["spec"]["gitops"]["repoURL"], remote.as_str());
+    assert!(show("deploy/settings.yaml").contains("team-shop"));
+
+    // pave provisions it and Argo CD deploys deploy/ into it.
+    let destination = format!("{name}-app");
+    let obj = wait_for(
+        "the new service's environment Ready and synced",
+        Duration::from_secs(180),
+        || {
+            let obj = get(env, &["get", "devenv", &name, "-n", ns, "-o", "json"])
+                .ok_or("no environment")?;
+            let ok = |t| condition(&obj, t).is_some_and(|c| c["status"] == "True");
+            (ok("Ready") && ok("GitOpsSynced") && ok("GitOpsHealthy"))
+                .then_some(obj.clone())
+                .ok_or_else(|| obj["status"].to_string())
+        },
+    );
+    let pushed = report["steps"][2]["output"]["commitHash"].as_str().unwrap();
+    assert_eq!(obj["status"]["gitops"]["revision"], pushed);
+    let cm = get(
+        env,
+        &[
+            "get",
+            "configmap",
+            &format!("{name}-settings"),
+            "-n",
+            &destination,
+            "-o",
+            "json",
+        ],
+    )
+    .expect("the repository's ConfigMap in the environment's namespace");
+    assert_eq!(cm["data"]["owner"], "team-shop");
+    let component = get(env, &["get", "component", &name, "-n", ns, "-o", "json"])
+        .expect("the Component registered");
+    assert_eq!(component["spec"]["owner"], "team-shop");
+
+    kubectl_ok(
+        env,
+        &["delete", "devenv", &name, "-n", ns, "--wait=false"],
+        "",
+    );
+    wait_for("the environment gone", Duration::from_secs(120), || {
+        get(env, &["get", "devenv", &name, "-n", ns, "-o", "json"])
+            .map_or(Ok(()), |o| Err(o["status"].to_string()))
+    });
+    let _ = fs::remove_dir_all(&dir);
+}

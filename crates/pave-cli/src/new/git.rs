@@ -168,7 +168,18 @@ impl Publish {
         }
         if let Some(path) = self.remote.strip_prefix("file://") {
             if !Path::new(path).exists() {
-                git(Path::new("."), &["init", "--quiet", "--bare", path])?;
+                // Its HEAD names the branch pushed, so a clone (Argo CD's) checks it out.
+                git(
+                    Path::new("."),
+                    &[
+                        "init",
+                        "--quiet",
+                        "--bare",
+                        "--initial-branch",
+                        &self.branch,
+                        path,
+                    ],
+                )?;
             }
         }
         let (name, email) = match &self.author {
@@ -341,6 +352,9 @@ mod tests {
         };
         let commit = push(1).unwrap();
         assert!(remote_holds(&remote, "main", &commit).unwrap());
+        // A repository created here has the pushed branch as its HEAD.
+        let head = git(Path::new("."), &["ls-remote", "--symref", &remote, "HEAD"]).unwrap();
+        assert!(head.starts_with("ref: refs/heads/main	HEAD"), "{head}");
         let refused = push(2).unwrap_err();
         assert!(refused.contains("refused"), "{refused}");
         assert!(remote_holds(&remote, "main", &commit).unwrap());
