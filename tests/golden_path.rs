@@ -73,11 +73,11 @@ impl Drop for LogsOnPanic {
 
 impl Bed {
     /// `kubectl-pave new ARGS` with stdin closed, against the test bed's cluster.
-    fn new(&self, args: &[&str]) -> Output {
-        self.new_with(args, self.env.kubeconfig_path())
+    fn pave_new(&self, args: &[&str]) -> Output {
+        self.pave_new_with(args, self.env.kubeconfig_path())
     }
 
-    fn new_with(&self, args: &[&str], kubeconfig: &Path) -> Output {
+    fn pave_new_with(&self, args: &[&str], kubeconfig: &Path) -> Output {
         Command::new(self.bin.join("kubectl-pave"))
             .arg("new")
             .args(args)
@@ -174,7 +174,7 @@ fn the_articles_template_pushes_the_skeleton_and_registers_the_component() {
     let repo = format!("my-org/{name}.git");
     bed.git.create(&repo).unwrap();
 
-    let out = bed.new(&[
+    let out = bed.pave_new(&[
         "examples/templates/nodejs-service",
         "--set",
         &format!("name={name}"),
@@ -330,7 +330,7 @@ fn three_public_templates_render_every_file_of_their_skeletons() {
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = bed.new(&args);
+        let out = bed.pave_new(&args);
         assert!(
             out.status.success(),
             "{template}: {}\n{}",
@@ -403,7 +403,7 @@ fn bad_input_ends_with_one_message_and_nothing_half_done() {
         for set in sets {
             args.extend(["--set", set]);
         }
-        bed.new(&args)
+        bed.pave_new(&args)
     };
     let repo_url = format!("repoUrl={url}");
 
@@ -433,7 +433,7 @@ fn bad_input_ends_with_one_message_and_nothing_half_done() {
     let broken = repo_root().join("tests/templates/broken/template.yaml");
     let source = std::fs::read_to_string(&broken).unwrap();
     let line = |needle: &str| source.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    let out = bed.new(&[broken.to_str().unwrap()]);
+    let out = bed.pave_new(&[broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let file = broken.display();
     let stderr = text(&out.stderr);
@@ -496,7 +496,7 @@ fn bad_input_ends_with_one_message_and_nothing_half_done() {
          users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
     )
     .unwrap();
-    let out = bed.new_with(
+    let out = bed.pave_new_with(
         &[
             template,
             "--set",
@@ -530,7 +530,7 @@ fn a_dry_run_shows_the_files_and_steps_and_changes_nothing() {
     let repo = format!("team/{}.git", ns.name());
     let url = bed.git.create(&repo).unwrap();
     let template = repo_root().join("tests/templates/checked-service");
-    let out = bed.new(&[
+    let out = bed.pave_new(&[
         template.to_str().unwrap(),
         "--dry-run",
         "--namespace",

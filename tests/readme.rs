@@ -113,6 +113,25 @@ fn steps() -> Vec<Step> {
             eventually: false,
             check: a_change_of_region_is_refused_naming_the_field,
         },
+        Step {
+            command: "kubectl pave new examples/templates/nodejs-service --dry-run \
+                      --set name=inventory-service --set owner=team-payments \
+                      --remote \"github.com=file://$(dirname \"$KUBECONFIG\")/git/{owner}/{repo}.git\"",
+            eventually: false,
+            check: the_files_and_steps_it_would_run,
+        },
+        Step {
+            command: "kubectl pave new examples/templates/nodejs-service -n team-payments \
+                      --set name=inventory-service --set owner=team-payments \
+                      --remote \"github.com=file://$(dirname \"$KUBECONFIG\")/git/{owner}/{repo}.git\"",
+            eventually: false,
+            check: pushed_and_registered,
+        },
+        Step {
+            command: "kubectl get comp -n team-payments inventory-service",
+            eventually: true,
+            check: the_new_service_in_the_catalog,
+        },
     ]
 }
 
@@ -265,6 +284,53 @@ fn the_backstage_file_as_a_component(ran: &Ran) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn the_files_and_steps_it_would_run(ran: &Ran) -> Result<(), String> {
+    ran.succeeded()?;
+    for shown in [
+        "Dry run of nodejs-service-template:",
+        "would run publish (publish:github)",
+        "would run register (catalog:register)",
+        "Files it would write:",
+        "  src/index.js",
+        "  catalog-info.yaml",
+    ] {
+        if !ran.stdout.contains(shown) {
+            return Err(format!("no {shown:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn pushed_and_registered(ran: &Ran) -> Result<(), String> {
+    ran.succeeded()?;
+    for shown in [
+        "  done      publish (publish:github)",
+        "publish:github pushes with git to file://",
+        "/git/my-org/inventory-service.git",
+        "component:team-payments/inventory-service: Ready",
+        "  done      register (catalog:register)",
+    ] {
+        if !ran.stdout.contains(shown) {
+            return Err(format!("no {shown:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn the_new_service_in_the_catalog(ran: &Ran) -> Result<(), String> {
+    ran.succeeded()?;
+    has_row(
+        &ran.stdout,
+        &[
+            "inventory-service",
+            "service",
+            "experimental",
+            "team-payments",
+            "True",
+        ],
+    )
 }
 
 fn basic_so_exit_1(ran: &Ran) -> Result<(), String> {

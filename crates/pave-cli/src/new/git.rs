@@ -166,21 +166,21 @@ impl Publish {
         if dir.join(".git").exists() {
             return Err(format!("{} is already a git repository", dir.display()));
         }
-        if let Some(path) = self.remote.strip_prefix("file://") {
-            if !Path::new(path).exists() {
-                // Its HEAD names the branch pushed, so a clone (Argo CD's) checks it out.
-                git(
-                    Path::new("."),
-                    &[
-                        "init",
-                        "--quiet",
-                        "--bare",
-                        "--initial-branch",
-                        &self.branch,
-                        path,
-                    ],
-                )?;
-            }
+        if let Some(path) = self.remote.strip_prefix("file://")
+            && !Path::new(path).exists()
+        {
+            // Its HEAD names the branch pushed, so a clone (Argo CD's) checks it out.
+            git(
+                Path::new("."),
+                &[
+                    "init",
+                    "--quiet",
+                    "--bare",
+                    "--initial-branch",
+                    &self.branch,
+                    path,
+                ],
+            )?;
         }
         let (name, email) = match &self.author {
             Some(author) => author.clone(),
