@@ -84,6 +84,7 @@ impl Bed {
             .current_dir(repo_root())
             .env("KUBECONFIG", kubeconfig)
             .env("HOME", &self.home)
+            .env("USER", "dev-tester")
             .env_remove("PAVE_CONFIG")
             .env_remove("XDG_CONFIG_HOME")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -468,7 +469,7 @@ fn bad_input_ends_with_one_message_and_nothing_half_done() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("the run stopped; done: fetch; not run: register"),
+        stderr.contains("the run stopped; done: fetch, shared, notes, api, log; not run: register"),
         "{stderr}"
     );
     let stdout = text(&out.stdout);
@@ -557,7 +558,18 @@ fn a_dry_run_shows_the_files_and_steps_and_changes_nothing() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Files it would write:\n  README.md\n  catalog-info.yaml\n"),
+        stdout.contains("skipped   gold-notice (debug:log)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("done      log (debug:log)\n            made DRY-ONE for {}\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "Files it would write:\n  NOTES.md\n  README.md\n  api/catalog-info.yaml\n  \
+             catalog-info.yaml\n  docs/CONTRIBUTING.md\n"
+        ),
         "{stdout}"
     );
     assert!(
@@ -626,4 +638,80 @@ fn on_a_terminal_a_missing_parameter_is_asked_for() {
         serde_yaml::from_str(&bed.pushed(&repo, "catalog-info.yaml")).unwrap();
     assert_eq!(catalog_info["metadata"]["name"], "asked-name");
     assert_eq!(catalog_info["spec"]["owner"], "team-known");
+}
+
+#[test]
+fn parameters_from_a_file_and_the_workspace_kept_with_output() {
+    let bed = bed();
+    let _logs = LogsOnPanic(bed);
+    let ns = bed.env.namespace("values");
+    let repo = format!("team/{}.git", ns.name());
+    let url = bed.git.create(&repo).unwrap();
+    let name = format!("gold-{}", ns.name());
+    let values = bed.home.join(format!("{}-values.yaml", ns.name()));
+    std::fs::write(
+        &values,
+        format!("name: {name}\nowner: team-gold\nrepoUrl: {url}\ntier: gold\n"),
+    )
+    .unwrap();
+    let output = bed.home.join(format!("{}-workspace", ns.name()));
+    let template = repo_root().join("tests/templates/checked-service");
+    let args = [
+        template.to_str().unwrap(),
+        "--namespace",
+        ns.name(),
+        "--values",
+        values.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let out = bed.pave_new(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    let notice = format!(
+        "done      gold-notice (debug:log)\n            {name} gets the gold on-call rota\n"
+    );
+    assert!(stdout.contains(&notice), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Tier:\n{name} is on the gold tier\n")),
+        "{stdout}"
+    );
+
+    // The workspace stays where --output said, and is what was pushed.
+    let read = |file: &str| std::fs::read_to_string(output.join(file)).unwrap();
+    assert_eq!(
+        read("NOTES.md"),
+        format!("# Notes on {name}\n\nMade by dev-tester.\n")
+    );
+    assert_eq!(
+        read("docs/CONTRIBUTING.md"),
+        "Shared by every service of the platform: copied as it is, ${{ not rendered }}.\n"
+    );
+    let api: Value = serde_yaml::from_str(&read("api/catalog-info.yaml")).unwrap();
+    assert_eq!(api["metadata"]["name"], format!("{name}-api"));
+    assert_eq!(api["spec"]["owner"], "team-gold");
+    assert_eq!(
+        bed.pushed_files(&repo),
+        [
+            "NOTES.md",
+            "README.md",
+            "api/catalog-info.yaml",
+            "catalog-info.yaml",
+            "docs/CONTRIBUTING.md"
+        ]
+    );
+    assert_eq!(bed.pushed(&repo, "NOTES.md"), read("NOTES.md"));
+    let log = bed.git.git(&repo, &["log", "--format=%s", "main"]).unwrap();
+    assert_eq!(log, format!("Scaffold {name}\n"));
+    assert!(bed.component(ns.name(), &name).is_some(), "registered");
+
+    // A workspace that is not empty is refused before anything runs.
+    let out = bed.pave_new(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exists and is not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&output);
 }

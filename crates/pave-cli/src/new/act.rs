@@ -40,7 +40,10 @@ impl Run<'_> {
                     let replace = input.get("replace") == Some(&Json::Bool(true));
                     let written =
                         fetch::write(workspace, &planned, replace).map_err(|e| vec![e])?;
-                    entry.notes.push(format!("{} files", written.len()));
+                    let count = written.len();
+                    entry
+                        .notes
+                        .push(format!("{count} file{}", if count == 1 { "" } else { "s" }));
                 }
                 Ok(Map::new())
             }

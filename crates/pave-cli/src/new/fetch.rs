@@ -265,7 +265,7 @@ fn globs(input: &Map<String, Json>, key: &str) -> Result<GlobSet, Problem> {
 
 /// Every file under `root`, by path relative to it, in a stable order; a `.git`
 /// directory is not part of a skeleton.
-fn files(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Problem> {
+pub fn files(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Problem> {
     if root.is_file() {
         let name = root.file_name().map(PathBuf::from).unwrap_or_default();
         return Ok(vec![(name, root.to_owned())]);

@@ -250,7 +250,8 @@ fn looks_like_git_url(url: &str) -> bool {
             .is_some_and(|(user_host, _)| user_host.contains('@'))
 }
 
-fn config(key: &str) -> Option<String> {
+/// A value of the user's git configuration.
+pub fn config(key: &str) -> Option<String> {
     git(Path::new("."), &["config", "--get", key])
         .ok()
         .filter(|v| !v.is_empty())

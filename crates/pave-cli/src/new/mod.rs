@@ -257,35 +257,16 @@ fn workspace(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), String
 
 /// The files under `dir`, relative, sorted; `.git` left out.
 pub(super) fn files_of(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                found.push(relative.display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
+    fetch::files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(relative, _)| relative.display().to_string())
+        .collect()
 }
 
 /// `user` in templates: who runs the command, as git and the login name say.
 fn user() -> Json {
-    let git = |key: &str| {
-        std::process::Command::new("git")
-            .args(["config", "--get", key])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
+    let git = git::config;
     let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     json!({
         "ref": format!("user:default/{login}"),
