@@ -138,6 +138,17 @@ pub fn plan_template(
         if name.is_empty() || name.ends_with('/') || Path::new(&name).file_name().is_none() {
             continue;
         }
+        // A value in a name must not lead the file out of the workspace: no `..` at all.
+        if Path::new(&name).is_absolute()
+            || Path::new(&name)
+                .components()
+                .any(|c| c == Component::ParentDir)
+        {
+            problems.push(format!(
+                "{shown}: its name renders to {name}, outside the workspace"
+            ));
+            continue;
+        }
         let contents = match read(&path) {
             Ok(contents) => contents,
             Err(e) => {
@@ -386,6 +397,19 @@ mod tests {
         );
         assert!(
             problems.iter().any(|p| p.contains("its name")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_that_renders_outside_the_workspace_is_refused() {
+        let problems = plan(json!({"values": {"name": "../../escaped", "docs": false},
+                                   "copyWithoutRender": ["raw/**", ".github/**"]}))
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("renders to src/../../escaped.js, outside the workspace")),
             "{problems:?}"
         );
     }
