@@ -88,6 +88,18 @@ impl Remotes {
                 let value = parts.get(key).ok_or_else(|| {
                     format!("repoUrl `{repo_url}` has no {key}, which the remote for {host} uses")
                 })?;
+                // A name, not a path: it must not move the repository elsewhere.
+                let is_name = !value.is_empty()
+                    && value != "."
+                    && value != ".."
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !is_name {
+                    return Err(format!(
+                        "repoUrl `{repo_url}`: {key} `{value}` is not a name (letters, digits, -, _ and .)"
+                    ));
+                }
                 url = url.replace(&placeholder, value);
             }
         }
