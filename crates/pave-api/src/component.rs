@@ -19,6 +19,7 @@ use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN, TAG_PATTER
     status = "ComponentStatus",
     shortname = "comp",
     category = "pave",
+    category = "catalog",
     derive = "PartialEq",
     doc = "A catalog Component (Backstage's catalog-info.yaml as a Kubernetes object).",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
@@ -85,6 +86,11 @@ pub struct ComponentSpec {
     #[schemars(length(max = 256), inner(regex(pattern = ENTITY_REF_PATTERN), length(max = 253)))]
     pub depends_on: Vec<String>,
 
+    /// Components and resources that depend on this one (default kind `component`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(regex(pattern = ENTITY_REF_PATTERN), length(max = 253)))]
+    pub dependency_of: Vec<String>,
+
     /// APIs this component provides (default kind `api`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(regex(pattern = ENTITY_REF_PATTERN), length(max = 253)))]
@@ -115,6 +121,7 @@ impl ComponentSpec {
             tags: vec![],
             links: vec![],
             depends_on: vec![],
+            dependency_of: vec![],
             provides_apis: vec![],
             consumes_apis: vec![],
             properties: None,

@@ -8,15 +8,25 @@
 // duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod api_entity;
 pub mod component;
 pub mod conditions;
+pub mod entity;
 pub mod environment;
 pub mod grammar;
+pub mod org;
+pub mod resource;
 pub mod scorecard;
+pub mod system;
 
+pub use api_entity::{ApiEntity, ApiEntitySpec, Definition};
 pub use component::{Component, ComponentSpec, ComponentStatus};
+pub use entity::{EntityStatus, Profile};
 pub use environment::{DeveloperEnvironment, DeveloperEnvironmentSpec, DeveloperEnvironmentStatus};
+pub use org::{Group, GroupSpec, GroupStatus, User, UserSpec};
+pub use resource::{Resource, ResourceSpec};
 pub use scorecard::{Scorecard, ScorecardSpec, ScorecardStatus};
+pub use system::{Domain, DomainSpec, System, SystemSpec};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -27,6 +37,9 @@ pub const GROUP: &str = "platform.pave.dev";
 pub const VERSION: &str = "v1alpha1";
 /// `kubectl get pave -A` lists every pave object.
 pub const CATEGORY: &str = "pave";
+/// `kubectl get catalog -A` lists every catalog entity (Components and the kinds
+/// around them), without environments and scorecards.
+pub const CATALOG_CATEGORY: &str = "catalog";
 
 /// Every CRD pave installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -34,6 +47,12 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Component::crd(),
         DeveloperEnvironment::crd(),
         Scorecard::crd(),
+        Group::crd(),
+        User::crd(),
+        System::crd(),
+        Domain::crd(),
+        ApiEntity::crd(),
+        Resource::crd(),
     ]
 }
 

@@ -7,19 +7,19 @@
 
 use std::fmt;
 
-/// The kinds an entity reference can name. `Group`, `User` and `System` are
-/// virtual: they exist as soon as something names them. Any other kind Backstage
-/// knows (`domain`, `location`, …) has nothing to resolve to in pave.
+/// The kinds an entity reference can name: Backstage's catalog kinds, each a pave
+/// custom resource. Any other kind (`location`, `template`, …) has nothing to resolve
+/// to in pave.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Component,
-    /// A DeveloperEnvironment.
+    /// A Resource, or a DeveloperEnvironment of that name.
     Resource,
-    /// An API, which exists when some Component provides it.
     Api,
     Group,
     User,
     System,
+    Domain,
     Other(String),
 }
 
@@ -32,6 +32,7 @@ impl Kind {
             "group" => Kind::Group,
             "user" => Kind::User,
             "system" => Kind::System,
+            "domain" => Kind::Domain,
             other => Kind::Other(other.to_owned()),
         }
     }
@@ -44,13 +45,23 @@ impl Kind {
             Kind::Group => "group",
             Kind::User => "user",
             Kind::System => "system",
+            Kind::Domain => "domain",
             Kind::Other(kind) => kind,
         }
     }
 
-    /// Virtual kinds exist because something names them.
-    pub fn is_virtual(&self) -> bool {
-        matches!(self, Kind::Group | Kind::User | Kind::System)
+    /// The kind's name as its custom resource spells it (`Component`, `API`, …).
+    pub fn title(&self) -> &str {
+        match self {
+            Kind::Component => "Component",
+            Kind::Resource => "Resource",
+            Kind::Api => "API",
+            Kind::Group => "Group",
+            Kind::User => "User",
+            Kind::System => "System",
+            Kind::Domain => "Domain",
+            Kind::Other(kind) => kind,
+        }
     }
 }
 
@@ -77,7 +88,7 @@ impl EntityRef {
         EntityRef::new(Kind::Component, namespace, name)
     }
 
-    /// A reference to a DeveloperEnvironment.
+    /// A reference to a Resource or DeveloperEnvironment.
     pub fn resource(namespace: &str, name: &str) -> EntityRef {
         EntityRef::new(Kind::Resource, namespace, name)
     }

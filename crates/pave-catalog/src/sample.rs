@@ -3,7 +3,7 @@
 //! DAG; 1% of the references name Components that do not exist, and 0.05% point
 //! forwards, closing cycles. Each provides one API and belongs to one of 200 teams.
 
-use crate::ComponentRefs;
+use crate::Refs;
 
 /// A small seedable generator (xorshift), so every run builds the same catalog.
 pub struct Rng(pub u64);
@@ -19,7 +19,7 @@ impl Rng {
 }
 
 /// `n` Components as `(name, references)`, drawn from `rng`.
-pub fn random_catalog(n: usize, rng: &mut Rng) -> Vec<(String, ComponentRefs)> {
+pub fn random_catalog(n: usize, rng: &mut Rng) -> Vec<(String, Refs)> {
     (0..n)
         .map(|i| {
             let depends_on = (0..rng.below(7))
@@ -29,7 +29,7 @@ pub fn random_catalog(n: usize, rng: &mut Rng) -> Vec<(String, ComponentRefs)> {
                     _ => format!("c{}", rng.below(i.max(1) as u64)),
                 })
                 .collect();
-            let refs = ComponentRefs {
+            let refs = Refs {
                 owner: format!("team-{}", i % 200),
                 depends_on,
                 provides_apis: vec![format!("api-{i}")],

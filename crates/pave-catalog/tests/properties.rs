@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
-use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef, Limits, RelationType};
+use pave_catalog::{Catalog, EntityRef, EntityView, Limits, Refs, RelationType};
 use proptest::prelude::*;
 
 const NAMESPACE: &str = "ns";
@@ -42,10 +42,9 @@ fn component(name: u8) -> String {
     format!("c{name}")
 }
 
-fn refs(depends_on: &[u8], provides: &[u8], consumes: &[u8], parent: Option<u8>) -> ComponentRefs {
-    ComponentRefs {
+fn refs(depends_on: &[u8], provides: &[u8], consumes: &[u8], parent: Option<u8>) -> Refs {
+    Refs {
         owner: "team".into(),
-        system: None,
         subcomponent_of: parent.map(component),
         // Every other dependency goes to a resource, so both kinds are exercised.
         depends_on: depends_on
@@ -60,6 +59,7 @@ fn refs(depends_on: &[u8], provides: &[u8], consumes: &[u8], parent: Option<u8>)
             .collect(),
         provides_apis: provides.iter().map(|a| format!("api-{a}")).collect(),
         consumes_apis: consumes.iter().map(|a| format!("api-{a}")).collect(),
+        ..Default::default()
     }
 }
 
@@ -85,7 +85,7 @@ fn update(catalog: &mut Catalog, op: &Op) -> Vec<EntityRef> {
         ),
         Op::Remove { name } => catalog.remove_component(NAMESPACE, &component(*name)),
         Op::Resource { name, exists } => {
-            catalog.set_resource(NAMESPACE, &format!("r{name}"), *exists)
+            catalog.set_environment(NAMESPACE, &format!("r{name}"), *exists)
         }
     }
 }
@@ -102,7 +102,7 @@ fn catalog(limits: Limits) -> Catalog {
     catalog
 }
 
-fn views(catalog: &Catalog) -> BTreeMap<String, ComponentView> {
+fn views(catalog: &Catalog) -> BTreeMap<String, EntityView> {
     (0..12)
         .filter_map(|n| {
             catalog
@@ -113,7 +113,7 @@ fn views(catalog: &Catalog) -> BTreeMap<String, ComponentView> {
 }
 
 /// The dependsOn edges between existing Components, from the views.
-fn dependency_edges(views: &BTreeMap<String, ComponentView>) -> BTreeMap<String, Vec<String>> {
+fn dependency_edges(views: &BTreeMap<String, EntityView>) -> BTreeMap<String, Vec<String>> {
     views
         .iter()
         .map(|(name, view)| {
@@ -177,7 +177,7 @@ fn survivors(ops: &[Op]) -> (BTreeMap<u8, Op>, BTreeSet<u8>) {
 /// A view without the cycle's path, which may start its search in another order
 /// when the same entities were numbered differently; only whether there is a cycle,
 /// and how long it is, belong to the catalog's state.
-fn comparable(views: BTreeMap<String, ComponentView>) -> BTreeMap<String, ComponentView> {
+fn comparable(views: BTreeMap<String, EntityView>) -> BTreeMap<String, EntityView> {
     views
         .into_iter()
         .map(|(name, mut view)| {
@@ -271,7 +271,8 @@ proptest! {
                         "{name} {:?} {} but not the reverse", relation.relation, relation.target
                     );
                 }
-                let reported = view.unresolved.iter().any(|u| u.reference == relation.target.to_string());
+                // An unresolved or not yet checked reference is reported, with its reason.
+                let reported = view.unresolved.iter().chain(&view.unchecked).any(|u| u.reference == relation.target.to_string());
                 let reverse = matches!(relation.relation, RelationType::DependencyOf | RelationType::HasPart);
                 prop_assert_eq!(relation.resolved, reverse || !reported, "{} {:?}", name, relation);
             }
@@ -298,7 +299,7 @@ fn dangling_reference_resolves_when_its_target_appears() {
     let affected = catalog.upsert_component(
         "team-payments",
         "payment-service",
-        &ComponentRefs {
+        &Refs {
             owner: "payments-team".into(),
             depends_on: vec![
                 "component:user-service".into(),
@@ -330,7 +331,7 @@ fn dangling_reference_resolves_when_its_target_appears() {
     let affected = catalog.upsert_component(
         "team-payments",
         "user-service",
-        &ComponentRefs {
+        &Refs {
             owner: "identity-team".into(),
             ..Default::default()
         },
@@ -340,7 +341,7 @@ fn dangling_reference_resolves_when_its_target_appears() {
     let user = catalog.view("team-payments", "user-service").unwrap();
     assert!(user.relations.iter().any(|r| r.relation == RelationType::DependencyOf && r.target.name == "payment-service"));
     assert_eq!(user.impact, 1);
-    catalog.set_resource("team-payments", "payments-database", true);
+    catalog.set_environment("team-payments", "payments-database", true);
     assert!(
         catalog
             .view("team-payments", "payment-service")
@@ -353,7 +354,7 @@ fn dangling_reference_resolves_when_its_target_appears() {
 #[test]
 fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
     let mut catalog = Catalog::new();
-    let a = ComponentRefs {
+    let a = Refs {
         owner: "team".into(),
         depends_on: vec!["b".into(), "resource:db".into()],
         consumes_apis: vec!["orders".into()],
@@ -362,7 +363,7 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
     catalog.upsert_component("ns", "a", &a);
     // a, and what it names: b, the resource, the API and the owning group.
     assert_eq!(catalog.entity_count(), 5);
-    let b = ComponentRefs {
+    let b = Refs {
         owner: "team".into(),
         provides_apis: vec!["orders".into()],
         ..Default::default()
@@ -391,7 +392,7 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
         [
             (
                 "api:ns/orders".to_owned(),
-                "no Component in namespace ns provides API orders".to_owned()
+                "no API orders in namespace ns, and no Component there provides it".to_owned()
             ),
             (
                 "component:ns/b".to_owned(),
@@ -399,7 +400,7 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
             ),
             (
                 "resource:ns/db".to_owned(),
-                "no DeveloperEnvironment db in namespace ns".to_owned()
+                "no Resource or DeveloperEnvironment db in namespace ns".to_owned()
             ),
         ]
     );
@@ -407,11 +408,11 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
 
     // An environment that exists is kept on its own account, and forgotten once it
     // is gone and nobody names it.
-    catalog.set_resource("ns", "cache", true);
+    catalog.set_environment("ns", "cache", true);
     assert_eq!(catalog.entity_count(), 6);
-    catalog.set_resource("ns", "cache", false);
+    catalog.set_environment("ns", "cache", false);
     assert_eq!(catalog.entity_count(), 5);
-    catalog.set_resource("ns", "never-was", false);
+    catalog.set_environment("ns", "never-was", false);
     assert_eq!(catalog.entity_count(), 5);
 
     // a goes: nothing names anything any more.
@@ -422,7 +423,7 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
     // What was forgotten comes back as new: b exists again, and a resolves it.
     catalog.upsert_component("ns", "b", &b);
     catalog.upsert_component("ns", "a", &a);
-    catalog.set_resource("ns", "db", true);
+    catalog.set_environment("ns", "db", true);
     let a_view = catalog.view("ns", "a").unwrap();
     assert!(a_view.unresolved.is_empty(), "{:?}", a_view.unresolved);
     assert_eq!(catalog.view("ns", "b").unwrap().impact, 1);
@@ -432,7 +433,7 @@ fn a_deleted_target_dangles_again_and_an_entity_lives_only_while_needed() {
 #[test]
 fn a_cycle_is_reported_with_its_path_and_cleared_when_broken() {
     let mut catalog = Catalog::new();
-    let depends = |on: &str| ComponentRefs {
+    let depends = |on: &str| Refs {
         owner: "t".into(),
         depends_on: vec![on.into()],
         ..Default::default()
@@ -453,7 +454,7 @@ fn a_cycle_is_reported_with_its_path_and_cleared_when_broken() {
     let affected = catalog.upsert_component(
         "ns",
         "c",
-        &ComponentRefs {
+        &Refs {
             owner: "t".into(),
             ..Default::default()
         },
@@ -476,7 +477,7 @@ fn impact_matches_brute_force_across_passes() {
         catalog.upsert_component(NAMESPACE, name, refs);
     }
     catalog.recompute();
-    let views: BTreeMap<String, ComponentView> = components
+    let views: BTreeMap<String, EntityView> = components
         .iter()
         .map(|(name, _)| (name.clone(), catalog.view(NAMESPACE, name).unwrap()))
         .collect();

@@ -19,13 +19,13 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pave_api::{Component, ComponentSpec};
-use pave_catalog::ComponentRefs;
+use pave_catalog::Refs;
 use pave_catalog::sample::{Rng, random_catalog};
 use serde_json::{Value, json};
 
 use support::CONCURRENCY;
 
-fn spec(refs: &ComponentRefs) -> ComponentSpec {
+fn spec(refs: &Refs) -> ComponentSpec {
     ComponentSpec {
         depends_on: refs.depends_on.clone(),
         provides_apis: refs.provides_apis.clone(),
@@ -35,10 +35,7 @@ fn spec(refs: &ComponentRefs) -> ComponentSpec {
 
 /// The catalog's answer for every Component, from the pure core: what a correct
 /// status must say.
-fn expected(
-    namespace: &str,
-    catalog: &[(String, ComponentRefs)],
-) -> BTreeMap<String, (bool, bool, i64)> {
+fn expected(namespace: &str, catalog: &[(String, Refs)]) -> BTreeMap<String, (bool, bool, i64)> {
     let mut graph = pave_catalog::Catalog::new();
     graph.defer();
     for (name, refs) in catalog {

@@ -30,7 +30,7 @@ use pave_api::component::{ComponentStatus, Relation, Score};
 use pave_api::conditions::{self, READY, Status};
 use pave_api::scorecard::ScorecardStatus;
 use pave_api::{Component, DeveloperEnvironment, Scorecard};
-use pave_catalog::{Catalog, ComponentRefs, ComponentView, EntityRef};
+use pave_catalog::{Catalog, EntityRef, EntityView, Refs};
 use tokio::sync::Notify;
 use tracing::{debug, info};
 
@@ -176,7 +176,7 @@ impl State {
                     listed.insert(key.clone());
                 }
                 if self.environments.known.insert(key.clone()) {
-                    self.catalog.set_resource(&key.0, &key.1, true)
+                    self.catalog.set_environment(&key.0, &key.1, true)
                 } else {
                     vec![]
                 }
@@ -184,7 +184,7 @@ impl State {
             watcher::Event::Delete(obj) => {
                 let key = (obj.namespace().unwrap_or_default(), obj.name_any());
                 self.environments.known.remove(&key);
-                self.catalog.set_resource(&key.0, &key.1, false)
+                self.catalog.set_environment(&key.0, &key.1, false)
             }
             watcher::Event::InitDone => {
                 let mut affected = vec![];
@@ -197,7 +197,7 @@ impl State {
                     .collect::<Vec<_>>()
                 {
                     self.environments.known.remove(&gone);
-                    affected.extend(self.catalog.set_resource(&gone.0, &gone.1, false));
+                    affected.extend(self.catalog.set_environment(&gone.0, &gone.1, false));
                 }
                 self.environments.done_once = true;
                 affected.extend(self.finish_loading());
@@ -402,7 +402,7 @@ impl State {
 
 /// What a reconcile needs from the shared state, taken in one lock.
 struct CurrentView {
-    view: ComponentView,
+    view: EntityView,
     scorecards: Arc<Vec<Arc<ParsedScorecard>>>,
     namespace_labels: Arc<BTreeMap<String, String>>,
 }
@@ -415,15 +415,17 @@ fn key_of(component: &Component) -> Key {
 }
 
 /// The reference fields of a Component, as the catalog reads them.
-fn refs_of(component: &Component) -> ComponentRefs {
+fn refs_of(component: &Component) -> Refs {
     let spec = &component.spec;
-    ComponentRefs {
+    Refs {
         owner: spec.owner.clone(),
         system: spec.system.clone(),
         subcomponent_of: spec.subcomponent_of.clone(),
         depends_on: spec.depends_on.clone(),
+        dependency_of: spec.dependency_of.clone(),
         provides_apis: spec.provides_apis.clone(),
         consumes_apis: spec.consumes_apis.clone(),
+        ..Default::default()
     }
 }
 
@@ -642,7 +644,7 @@ async fn reconcile(
 fn desired_status(
     current: &ComponentStatus,
     generation: Option<i64>,
-    view: &ComponentView,
+    view: &EntityView,
     scores: Vec<Score>,
     now: Timestamp,
 ) -> Option<ComponentStatus> {
@@ -699,7 +701,7 @@ fn desired_status(
 
 /// `Ready`: `True` when every reference resolves and no dependency cycle runs through
 /// the Component; otherwise `False`, naming each missing reference and the cycle.
-fn ready_condition(view: &ComponentView, generation: Option<i64>, now: Timestamp) -> Condition {
+fn ready_condition(view: &EntityView, generation: Option<i64>, now: Timestamp) -> Condition {
     let cycle = view.cycle.as_ref().map(|path| {
         let names: Vec<String> = path
             .iter()
@@ -814,7 +816,7 @@ mod tests {
         catalog.upsert_component(
             "ns",
             "a",
-            &ComponentRefs {
+            &Refs {
                 owner: "team".into(),
                 depends_on: vec!["b".into()],
                 ..Default::default()
@@ -847,7 +849,7 @@ mod tests {
             catalog.upsert_component(
                 "ns",
                 name,
-                &ComponentRefs {
+                &Refs {
                     owner: "team".into(),
                     depends_on: vec![on.into()],
                     ..Default::default()

@@ -21,7 +21,7 @@ use pave_api::component::{RuleResult, Score};
 use pave_api::conditions::{self, READY, Status};
 use pave_api::scorecard::{LevelCount, RulePassRate, ScorecardStatus};
 use pave_api::{Component, Scorecard};
-use pave_catalog::ComponentView;
+use pave_catalog::EntityView;
 use pave_score::Evaluation;
 
 /// The annotation that puts a Scorecard's level first on every Component.
@@ -85,7 +85,7 @@ pub fn order(scorecards: &mut [std::sync::Arc<ParsedScorecard>]) {
 }
 
 /// What the engine reads of a Component; relation counts come from the catalog.
-pub fn entity(component: &Component, view: Option<&ComponentView>) -> pave_score::Entity {
+pub fn entity(component: &Component, view: Option<&EntityView>) -> pave_score::Entity {
     let object = serde_json::to_value(component).unwrap_or_default();
     let mut entity = pave_score::Entity::from_object(&object);
     if let Some(view) = view {

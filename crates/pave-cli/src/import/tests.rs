@@ -145,6 +145,7 @@ spec:
         owner: "group:identity/identity-team".to_owned(),
         system: Some("identity".to_owned()),
         subcomponent_of: Some("component:platform".to_owned()),
+        dependency_of: vec![],
         title: Some("User Service".to_owned()),
         description: Some("Accounts".to_owned()),
         tags: vec!["go".to_owned(), "c++".to_owned()],
