@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::EntityStatus;
+use crate::entity::{About, EntityStatus};
 use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 
 /// An interface between Components.
@@ -33,6 +33,10 @@ use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApiEntitySpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// Kind of interface: `openapi`, `asyncapi`, `graphql`, `grpc`, … (free-form).
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 63))]
@@ -82,16 +86,14 @@ impl Definition {
 /// The placeholders Backstage resolves in a definition.
 pub const DEFINITION_PLACEHOLDERS: [&str; 4] = ["$text", "$json", "$yaml", "$url"];
 
-/// A string, or an object with exactly one placeholder key whose value is a string.
-/// Structural schemas cannot say "string or object", so the field keeps unknown
-/// fields and a CEL rule says what it may hold.
+/// A string, or an object with one placeholder key. Structural schemas cannot say
+/// "string or object", and the API server refuses CEL rules on a field without a
+/// type, so the field keeps whatever it is given: `kubectl pave import` checks the
+/// shape, and the controller reports an object whose definition it cannot read
+/// (an `InvalidObject` Warning), as for any malformed object.
 fn definition_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "The definition: the text itself, or a reference as Backstage writes one ($text, $json, $yaml or $url, e.g. `$text: ./openapi.yaml`), kept as written and not fetched.",
         "x-kubernetes-preserve-unknown-fields": true,
-        "x-kubernetes-validations": [{
-            "rule": "type(self) == string ? size(self) <= 1048576 : (type(self) == map && size(self) == 1 && self.all(k, k in ['$text', '$json', '$yaml', '$url'] && type(self[k]) == string && size(self[k]) <= 2048))",
-            "message": "must be the definition's text, or one of $text, $json, $yaml or $url with a path or URL",
-        }],
     })
 }

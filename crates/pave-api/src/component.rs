@@ -181,6 +181,11 @@ pub struct ComponentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved_refs: Vec<String>,
 
+    /// References into a namespace that does not check their kind yet: the owner
+    /// before the namespace has a Group (its org), a system or API before it has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_refs: Vec<String>,
+
     /// How many components depend on this one, directly or transitively.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<i64>,

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::component::Relation;
+pub use crate::component::{Link, Relation};
+use crate::grammar::TAG_PATTERN;
 
 /// The CEL rule every catalog kind puts on its name: Backstage names are 1–63
 /// characters of `[a-zA-Z0-9]` separated by `[-_.]`; Kubernetes already limits the
@@ -36,6 +37,38 @@ pub struct EntityStatus {
     /// References in the spec that name nothing in the catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved_refs: Vec<String>,
+
+    /// References into a namespace that does not check their kind yet: owners and
+    /// members before the namespace has a Group, systems, domains and APIs before it
+    /// has one of those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_refs: Vec<String>,
+}
+
+/// What Backstage keeps in every entity's `metadata` besides its name: pave keeps
+/// it under `spec`, as it does for Components.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct About {
+    /// Display title; defaults to the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub title: Option<String>,
+
+    /// What the entity is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub description: Option<String>,
+
+    /// Tags: `[a-z0-9:+#]` in runs separated by `-`, at most 63 characters each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = TAG_PATTERN), length(min = 1, max = 63)))]
+    pub tags: Vec<String>,
+
+    /// Links shown with the entity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub links: Vec<Link>,
 }
 
 /// How a person or a team is shown (Backstage's `spec.profile`).

@@ -21,7 +21,7 @@ pub mod system;
 
 pub use api_entity::{ApiEntity, ApiEntitySpec, Definition};
 pub use component::{Component, ComponentSpec, ComponentStatus};
-pub use entity::{EntityStatus, Profile};
+pub use entity::{About, EntityStatus, Profile};
 pub use environment::{DeveloperEnvironment, DeveloperEnvironmentSpec, DeveloperEnvironmentStatus};
 pub use org::{Group, GroupSpec, GroupStatus, User, UserSpec};
 pub use resource::{Resource, ResourceSpec};

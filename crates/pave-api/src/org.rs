@@ -4,7 +4,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::{EntityStatus, Profile};
+use crate::entity::{About, EntityStatus, Profile};
 use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 
 /// A team, department or other organisational unit that can own entities.
@@ -28,6 +28,10 @@ use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// Kind of unit: `team`, `business-unit`, `product-area`, … (free-form).
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 63))]
@@ -91,6 +95,10 @@ pub struct GroupStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct UserSpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// How the person is shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,

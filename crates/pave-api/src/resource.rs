@@ -5,7 +5,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::EntityStatus;
+use crate::entity::{About, EntityStatus};
 use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 
 /// A piece of infrastructure in the catalog.
@@ -29,6 +29,10 @@ use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// Kind of resource: `database`, `s3-bucket`, `cluster`, … (free-form).
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 63))]

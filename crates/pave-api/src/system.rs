@@ -5,7 +5,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::EntityStatus;
+use crate::entity::{About, EntityStatus};
 use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 
 /// Components, APIs and Resources that together expose some functionality.
@@ -28,6 +28,10 @@ use crate::grammar::{ENTITY_REF_PATTERN, OPTIONAL_ENTITY_REF_PATTERN};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SystemSpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// Owning group or user (default kind `group`).
     #[schemars(regex(pattern = ENTITY_REF_PATTERN), length(max = 253))]
     pub owner: String,
@@ -62,6 +66,10 @@ pub struct SystemSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DomainSpec {
+    /// Title, description, tags and links (Backstage's `metadata`).
+    #[serde(flatten)]
+    pub about: About,
+
     /// Owning group or user (default kind `group`).
     #[schemars(regex(pattern = ENTITY_REF_PATTERN), length(max = 253))]
     pub owner: String,

@@ -8,8 +8,8 @@
 //! credentials) is reported once in the log and in `/readyz`, and waited for; see
 //! `readiness`. SIGTERM or SIGINT stops everything cleanly (exit code 0).
 
+pub mod catalog;
 pub mod check;
-pub mod component;
 pub mod controller;
 pub mod environment;
 pub mod error;
@@ -40,10 +40,30 @@ use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
 /// Every controller, by the name used as field manager, event reporter and metrics label.
-const CONTROLLERS: [&str; 3] = [component::NAME, environment::NAME, scorecard::NAME];
+const CONTROLLERS: [&str; 9] = [
+    catalog::CONTROLLERS[0],
+    catalog::CONTROLLERS[1],
+    catalog::CONTROLLERS[2],
+    catalog::CONTROLLERS[3],
+    catalog::CONTROLLERS[4],
+    catalog::CONTROLLERS[5],
+    catalog::CONTROLLERS[6],
+    environment::NAME,
+    scorecard::NAME,
+];
 
 /// Plurals of the kinds pave serves, as `kubectl get crd` names them with the group.
-pub const KINDS: [&str; 3] = ["components", "developerenvironments", "scorecards"];
+pub const KINDS: [&str; 9] = [
+    "components",
+    "developerenvironments",
+    "scorecards",
+    "groups",
+    "users",
+    "systems",
+    "domains",
+    "apis",
+    "resources",
+];
 
 /// How long running reconciles and HTTP requests get to finish after a stop signal;
 /// well inside Kubernetes' default 30 s termination grace period.
@@ -248,9 +268,9 @@ async fn operate(
         None
     };
     shared.metrics.set_leader(true);
-    let (catalog, triggered) = component::CatalogHandle::new();
+    let (catalog, triggered) = catalog::CatalogHandle::new();
     let controllers = futures::future::join3(
-        component::run(shared.clone(), catalog.clone(), triggered),
+        catalog::run(shared.clone(), catalog.clone(), triggered),
         environment::run(shared.clone(), config, cluster_id),
         scorecard::run(shared, catalog),
     );
@@ -402,14 +422,25 @@ mod tests {
 
     #[test]
     fn names_missing_crds_and_ignores_subresources() {
-        let served = ["components", "components/status", "scorecards"].map(String::from);
+        let served = [
+            "components",
+            "components/status",
+            "scorecards",
+            "groups",
+            "users",
+            "systems",
+            "domains",
+            "apis",
+            "resources",
+        ]
+        .map(String::from);
         let missing = missing_crds(&served);
         assert_eq!(missing, ["developerenvironments.platform.pave.dev"]);
         assert!(crds_missing(&missing).starts_with(
             "CRD developerenvironments.platform.pave.dev is not installed: install pave's CRDs with 'kubectl apply --server-side -f crds/'"
         ));
         assert!(crds_missing(&missing_crds(&[])).starts_with(
-            "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, scorecards.platform.pave.dev are not installed"
+            "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, scorecards.platform.pave.dev, groups.platform.pave.dev"
         ));
     }
 

@@ -21,7 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use pave_api::Scorecard;
 
-use crate::component::CatalogHandle;
+use crate::catalog::CatalogHandle;
 use crate::controller::{self, Context, Observed, Shared, report_watch};
 use crate::error::Error;
 

@@ -89,16 +89,12 @@ pub fn entity(component: &Component, view: Option<&EntityView>) -> pave_score::E
     let object = serde_json::to_value(component).unwrap_or_default();
     let mut entity = pave_score::Entity::from_object(&object);
     if let Some(view) = view {
-        entity.relation_counts.clear();
-        for relation in &view.relations {
-            *entity
-                .relation_counts
-                .entry(relation.relation.as_str().to_owned())
-                .or_insert(0) += 1;
-        }
-        entity
-            .relation_counts
-            .insert("unresolvedRefs".to_owned(), view.unresolved.len() as i64);
+        entity.set_catalog(
+            view.relations.iter().map(|r| r.relation.as_str()),
+            view.unresolved.len(),
+            view.unchecked.len(),
+            view.owner_resolved(),
+        );
     }
     entity
 }

@@ -159,6 +159,8 @@ fn dependency_cycle_is_reported_with_its_path_then_cleared() {
     let ns = env.namespace("catalog-cycle");
     let ns = ns.name();
 
+    // The owners' org, so the message is about the cycle alone.
+    kubectl_apply(env, &entity("Group", ns, "team", json!({"type": "team"})));
     kubectl_apply(env, &component(ns, "a", &["b"]));
     kubectl_apply(env, &component(ns, "b", &["c"]));
     kubectl_apply(env, &component(ns, "c", &["a"]));
@@ -338,5 +340,150 @@ fn components_deleted_while_their_status_is_refused_are_forgotten() {
         Duration::from_secs(30),
         "no Component of the catalog waiting to retry",
         || (operator.metric(RETRYING) == 0.0).then_some(()),
+    );
+}
+
+fn entity(kind: &str, namespace: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "platform.pave.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    })
+}
+
+/// The status of any catalog kind, once it describes the current generation.
+fn status_of(env: &TestEnv, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+    let json = env
+        .run_kubectl(&["get", resource, name, "-n", namespace, "-o", "json"])
+        .ok()?;
+    let obj: Value = serde_json::from_str(&json).ok()?;
+    (obj["status"]["observedGeneration"] == obj["metadata"]["generation"])
+        .then(|| obj["status"].clone())
+}
+
+#[test]
+fn an_owner_is_checked_once_the_org_is_imported_and_groups_know_their_members() {
+    let _turn = side_by_side();
+    let _log = LogOnPanic;
+    operator();
+    let env = TestEnv::shared();
+    let ns = env.namespace("catalog-org");
+    let ns = ns.name();
+
+    // No org yet: the typo cannot be caught, and the status says why.
+    let typo = json!({"type": "service", "lifecycle": "production", "owner": "payments-tema"});
+    kubectl_apply(
+        env,
+        &entity("Component", ns, "payment-service", typo.clone()),
+    );
+    let s = wait_reason(env, ns, "payment-service", "Resolved");
+    assert_eq!(
+        s["uncheckedRefs"],
+        json!([format!("group:{ns}/payments-tema")]),
+        "{s}"
+    );
+    assert!(ready(&s).2.contains("has no Group yet"), "{s}");
+
+    // The org arrives: a parent group, a team below it, people in it.
+    kubectl_apply(
+        env,
+        &entity(
+            "Group",
+            ns,
+            "payments",
+            json!({"type": "department", "children": ["payments-team"]}),
+        ),
+    );
+    kubectl_apply(
+        env,
+        &entity(
+            "Group",
+            ns,
+            "payments-team",
+            json!({"type": "team", "parent": "payments", "members": ["breanna"]}),
+        ),
+    );
+    kubectl_apply(
+        env,
+        &entity(
+            "User",
+            ns,
+            "breanna",
+            json!({"profile": {"displayName": "Breanna Davison"}}),
+        ),
+    );
+    kubectl_apply(
+        env,
+        &entity(
+            "User",
+            ns,
+            "janelle",
+            json!({"memberOf": ["payments-team"]}),
+        ),
+    );
+    let s = wait_reason(env, ns, "payment-service", "UnresolvedReference");
+    let (status, _, message) = ready(&s);
+    assert_eq!(status, "False");
+    assert!(
+        message.contains(&format!(
+            "spec.owner group:{ns}/payments-tema: no Group payments-tema in namespace {ns}"
+        )),
+        "{message}"
+    );
+    let members = [format!("user:{ns}/breanna"), format!("user:{ns}/janelle")];
+    let department = eventually(Duration::from_secs(20), "payments has both members", || {
+        status_of(env, "groups.platform.pave.dev", ns, "payments").filter(|s| s["memberCount"] == 2)
+    });
+    assert_eq!(department["members"], json!(members), "{department}");
+    assert!(
+        has_relation(
+            &department,
+            "parentOf",
+            &format!("group:{ns}/payments-team")
+        ),
+        "{department}"
+    );
+
+    // Fixed, it resolves, and the team sees what it owns.
+    let fixed = json!({"type": "service", "lifecycle": "production", "owner": "payments-team"});
+    kubectl_apply(env, &entity("Component", ns, "payment-service", fixed));
+    let s = wait_reason(env, ns, "payment-service", "Resolved");
+    assert!(
+        has_relation(&s, "ownedBy", &format!("group:{ns}/payments-team")),
+        "{s}"
+    );
+    assert!(s.get("uncheckedRefs").is_none(), "{s}");
+    let team = eventually(
+        Duration::from_secs(20),
+        "payments-team owns payment-service",
+        || {
+            status_of(env, "groups.platform.pave.dev", ns, "payments-team")
+                .filter(|s| has_relation(s, "ownerOf", &format!("component:{ns}/payment-service")))
+        },
+    );
+    assert_eq!(ready(&team).0, "True", "{team}");
+
+    // The Group deleted (the org is still known): the owner dangles again.
+    env.run_kubectl(&[
+        "delete",
+        "groups.platform.pave.dev",
+        "payments-team",
+        "-n",
+        ns,
+    ])
+    .unwrap();
+    let s = wait_reason(env, ns, "payment-service", "UnresolvedReference");
+    assert!(
+        ready(&s).2.contains(&format!("group:{ns}/payments-team")),
+        "{s}"
+    );
+    let user = eventually(Duration::from_secs(20), "janelle's group is gone", || {
+        status_of(env, "users.platform.pave.dev", ns, "janelle").filter(|s| ready(s).0 == "False")
+    });
+    assert_eq!(
+        user["unresolvedRefs"],
+        json!([format!("group:{ns}/payments-team")]),
+        "{user}"
     );
 }

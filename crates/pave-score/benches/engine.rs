@@ -116,6 +116,7 @@ fn entity(index: usize, rng: &mut Lcg) -> Entity {
         name: format!("svc-{index}"),
         namespace: format!("team-{}", index % 40),
         title: None,
+        owner_resolved: Some(rng.chance(90)),
         owner: if rng.chance(95) {
             format!("team-{}", index % 40)
         } else {

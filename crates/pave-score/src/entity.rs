@@ -3,6 +3,8 @@
 //!
 //! Resolution order, first match wins:
 //! 1. `$identifier` (name), `$title` (title, else name), `$team` and `$owner` (owner),
+//!    `$ownerResolved` (whether the owner is a Group or User the catalog holds: false
+//!    while it is missing, and while the org is not imported so nothing checks it),
 //!    `$tags`, `$namespace`;
 //! 2. any other `$key`: the relation count `key` (`$dependsOn`, `$dependencyOf`,
 //!    `$unresolvedRefs`, ...). Backstage's relation names and `unresolvedRefs` count 0
@@ -41,6 +43,8 @@ pub struct Entity {
     pub title: Option<String>,
     /// `$team` and `$owner`
     pub owner: String,
+    /// `$ownerResolved`; `None` (null) when nobody looked (no catalog).
+    pub owner_resolved: Option<bool>,
     /// `$tags`
     pub tags: Vec<String>,
     /// The Component's spec as JSON, camelCase keys (lifecycle, type, system, dependsOn, ...).
@@ -54,7 +58,7 @@ pub struct Entity {
 }
 
 /// Relation counts that are 0 rather than absent when the operator leaves them out.
-const ZERO_WHEN_MISSING: [&str; 11] = [
+const ZERO_WHEN_MISSING: [&str; 16] = [
     "ownedBy",
     "ownerOf",
     "dependsOn",
@@ -65,7 +69,12 @@ const ZERO_WHEN_MISSING: [&str; 11] = [
     "apiConsumedBy",
     "partOf",
     "hasPart",
+    "childOf",
+    "parentOf",
+    "memberOf",
+    "hasMember",
     "unresolvedRefs",
+    "uncheckedRefs",
 ];
 
 /// A parsed `property`, borrowing from the condition so scoring allocates nothing.
@@ -74,6 +83,7 @@ pub(crate) enum Property<'a> {
     Identifier,
     Title,
     Owner,
+    OwnerResolved,
     Tags,
     Namespace,
     Relation(&'a str),
@@ -94,6 +104,7 @@ pub(crate) fn parse_property<'a>(name: &'a str) -> Result<Property<'a>, String> 
             "identifier" => Ok(Property::Identifier),
             "title" => Ok(Property::Title),
             "team" | "owner" => Ok(Property::Owner),
+            "ownerResolved" => Ok(Property::OwnerResolved),
             "tags" => Ok(Property::Tags),
             "namespace" => Ok(Property::Namespace),
             "" => Err("the property \"$\" names nothing".to_owned()),
@@ -146,6 +157,7 @@ impl Entity {
             namespace: text(&metadata["namespace"]).unwrap_or_default(),
             title: spec.get("title").and_then(text),
             owner: spec.get("owner").and_then(text).unwrap_or_default(),
+            owner_resolved: None,
             tags: spec
                 .get("tags")
                 .and_then(Value::as_array)
@@ -163,12 +175,34 @@ impl Entity {
         }
     }
 
+    /// Takes in what the catalog says of this entity, in place of what the object
+    /// alone said: each relation by its type, how many references are unresolved and
+    /// how many are not checked yet, and whether the owner resolved.
+    pub fn set_catalog<'a>(
+        &mut self,
+        relations: impl IntoIterator<Item = &'a str>,
+        unresolved: usize,
+        unchecked: usize,
+        owner_resolved: bool,
+    ) {
+        self.relation_counts.clear();
+        for relation in relations {
+            *self.relation_counts.entry(relation.to_owned()).or_insert(0) += 1;
+        }
+        self.relation_counts
+            .insert("unresolvedRefs".to_owned(), unresolved as i64);
+        self.relation_counts
+            .insert("uncheckedRefs".to_owned(), unchecked as i64);
+        self.owner_resolved = Some(owner_resolved);
+    }
+
     /// The value `property` names on this entity.
     pub(crate) fn resolve<'a>(&'a self, property: Property<'_>) -> Val<'a> {
         match property {
             Property::Identifier => Val::Str(&self.name),
             Property::Title => Val::Str(self.title.as_deref().unwrap_or(&self.name)),
             Property::Owner => Val::Str(&self.owner),
+            Property::OwnerResolved => self.owner_resolved.map_or(Val::Null, Val::Bool),
             Property::Tags => Val::List(List::Strings(&self.tags)),
             Property::Namespace => Val::Str(&self.namespace),
             Property::Relation(key) => match self.relation_counts.get(key) {

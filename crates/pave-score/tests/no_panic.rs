@@ -154,6 +154,7 @@ fn entity() -> impl Strategy<Value = Entity> {
                 name,
                 namespace,
                 title,
+                owner_resolved: Some(owner.len() % 2 == 0),
                 owner,
                 tags,
                 spec,

@@ -19,6 +19,7 @@ pub fn service() -> Entity {
         namespace: "team-payments".into(),
         title: None,
         owner: "payments-team".into(),
+        owner_resolved: Some(true),
         tags: vec!["java".into(), "payments".into()],
         spec: object(json!({
             "type": "service",

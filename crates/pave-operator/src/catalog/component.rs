@@ -1,0 +1,254 @@
+//! The Component controller (field manager `pave-catalog`): the catalog's answers
+//! (relations, references, cycle, impact) and every Scorecard's score in status.
+
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use pave_api::Component;
+use pave_api::component::{ComponentStatus, Score};
+use pave_catalog::{EntityRef, EntityView};
+
+use super::ready::{ready_condition, ready_conditions, relations, unresolved_refs};
+use super::state::key_of;
+use super::{CONCURRENCY, CatalogHandle};
+use crate::controller::{self, Context, Observed, Shared, report_watch};
+use crate::error::Error;
+use crate::scoring;
+
+pub const NAME: &str = "pave-catalog";
+
+impl Observed for Component {
+    fn observed(
+        &self,
+    ) -> (
+        Option<i64>,
+        &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        self.status
+            .as_ref()
+            .map_or((None, &[]), |s| (s.observed_generation, &s.conditions))
+    }
+}
+
+/// Runs the Component controller, with `background` (the watches and timers that
+/// feed every catalog controller) beside it.
+pub async fn run(
+    shared: Shared,
+    catalog: CatalogHandle,
+    triggered: mpsc::UnboundedReceiver<EntityRef>,
+    background: impl std::future::Future<Output = ()>,
+) {
+    let (reader, writer) = reflector::store::<DeserializeGuard<Component>>();
+    // Feeds the catalog in the stream itself, before the controller sees the object.
+    let components = {
+        let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
+        let events = watcher(
+            Api::<DeserializeGuard<Component>>::all(shared.client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff();
+        report_watch(
+            events,
+            shared.readiness.clone(),
+            "components.platform.pave.dev",
+        )
+        // The store keeps every Component; managed fields and kubectl's copy of the
+        // last applied spec are most of an object's size and nothing here reads them.
+        .modify(|obj| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            catalog.feed(&metrics, |state| state.on_entity::<Component>(event))
+        })
+        .touched_objects()
+    };
+    let triggered = triggered.map(|e| ObjectRef::new(&e.name).within(&e.namespace));
+    let queue = shared.metrics.queue(NAME);
+    let controller = Controller::for_stream(queue.track(components), reader)
+        .reconcile_on(queue.track_refs(triggered))
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let reconcile = move |obj: Arc<DeserializeGuard<Component>>, ctx: Arc<Context>| {
+        let catalog = catalog.clone();
+        async move { reconcile(obj, ctx, catalog).await }
+    };
+    controller::run_with_background(shared, NAME, controller, reconcile, background).await;
+}
+
+async fn reconcile(
+    obj: Arc<DeserializeGuard<Component>>,
+    ctx: Arc<Context>,
+    catalog: CatalogHandle,
+) -> Result<Action, Error> {
+    let component = ctx.accept(&obj).await?;
+    // Not yet current: the catalog triggers this Component again once it is.
+    let (view, scorecards, namespace_labels) = {
+        let state = catalog.lock();
+        let Some(view) = state.view_for(component) else {
+            return Ok(Action::await_change());
+        };
+        let namespace = component.namespace().unwrap_or_default();
+        let labels = state
+            .namespace_labels
+            .get(&namespace)
+            .cloned()
+            .unwrap_or_default();
+        (view, state.ordered_scorecards.clone(), labels)
+    };
+    let outcomes = scoring::evaluate(
+        &scoring::entity(component, Some(&view)),
+        &scorecards,
+        &namespace_labels,
+    );
+    if catalog
+        .lock()
+        .record_outcomes(key_of(component), outcomes.clone())
+    {
+        catalog.summaries.notify_one();
+    }
+    let current = component.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let scores = scoring::scores(&outcomes, &current.scores, now);
+    if let Some(status) = desired_status(&current, component.meta().generation, &view, scores, now)
+    {
+        let api = Api::<Component>::namespaced(
+            ctx.client.clone(),
+            &component.namespace().unwrap_or_default(),
+        );
+        ctx.apply_status(&api, component, status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The status the catalog wants for a Component (only the fields `pave-catalog` owns),
+/// or `None` when `current` already says it.
+fn desired_status(
+    current: &ComponentStatus,
+    generation: Option<i64>,
+    view: &EntityView,
+    scores: Vec<Score>,
+    now: Timestamp,
+) -> Option<ComponentStatus> {
+    let ready = ready_condition(view, generation, now);
+    let wanted = ComponentStatus {
+        observed_generation: generation,
+        conditions: ready_conditions(
+            current.observed_generation,
+            &current.conditions,
+            generation,
+            ready,
+        ),
+        relations: relations(view),
+        unresolved_refs: unresolved_refs(&view.unresolved),
+        unchecked_refs: unresolved_refs(&view.unchecked),
+        impact: Some(i64::from(view.impact)),
+        scores,
+    };
+    (wanted != *current).then_some(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pave_api::conditions::{self, READY};
+    use pave_catalog::{Catalog, Kind, Refs};
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    /// A catalog whose namespace `ns` has its org: the Group `team`.
+    fn with_org() -> Catalog {
+        let mut catalog = Catalog::new();
+        catalog.upsert(EntityRef::new(Kind::Group, "ns", "team"), &Refs::default());
+        catalog
+    }
+
+    #[test]
+    fn an_owner_nobody_can_check_yet_is_said_so_and_does_not_fail_ready() {
+        let mut catalog = Catalog::new();
+        catalog.upsert_component(
+            "ns",
+            "a",
+            &Refs {
+                owner: "team".into(),
+                ..Default::default()
+            },
+        );
+        let view = catalog.view("ns", "a").unwrap();
+        let status =
+            desired_status(&ComponentStatus::default(), Some(1), &view, vec![], at(10)).unwrap();
+        let ready = conditions::find(&status.conditions, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Resolved")
+        );
+        assert_eq!(
+            ready.message,
+            "all 0 references resolve; spec.owner group:ns/team: not checked: namespace ns has no Group yet (owners and members are checked once its org, Groups and Users, is imported)"
+        );
+        assert_eq!(status.unchecked_refs, ["group:ns/team"]);
+        assert!(status.unresolved_refs.is_empty());
+    }
+
+    #[test]
+    fn status_names_missing_references_and_is_not_rewritten() {
+        let mut catalog = with_org();
+        catalog.upsert_component(
+            "ns",
+            "a",
+            &Refs {
+                owner: "team".into(),
+                depends_on: vec!["b".into()],
+                ..Default::default()
+            },
+        );
+        let view = catalog.view("ns", "a").unwrap();
+        let status =
+            desired_status(&ComponentStatus::default(), Some(1), &view, vec![], at(10)).unwrap();
+        let ready = conditions::find(&status.conditions, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "UnresolvedReference")
+        );
+        assert_eq!(
+            ready.message,
+            "unresolved references: spec.dependsOn component:ns/b: no Component b in namespace ns"
+        );
+        assert_eq!(status.unresolved_refs, ["component:ns/b"]);
+        assert_eq!(
+            desired_status(&status, Some(1), &view, vec![], at(20)),
+            None,
+            "the same answer later is no write"
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_named_with_its_path() {
+        let mut catalog = with_org();
+        for (name, on) in [("a", "b"), ("b", "a")] {
+            catalog.upsert_component(
+                "ns",
+                name,
+                &Refs {
+                    owner: "team".into(),
+                    depends_on: vec![on.into()],
+                    ..Default::default()
+                },
+            );
+        }
+        let ready = ready_condition(&catalog.view("ns", "a").unwrap(), Some(1), at(0));
+        assert_eq!(ready.reason, "DependencyCycle");
+        assert_eq!(ready.message, "dependency cycle: ns/a → ns/b → ns/a");
+    }
+}

@@ -1,0 +1,350 @@
+//! The catalog kinds as the controllers see them: what each one's spec tells the
+//! catalog, and, for the kinds around Components (Group, User, System, Domain, API,
+//! Resource), one generic controller that writes their status.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use pave_api::entity::EntityStatus;
+use pave_api::{ApiEntity, Component, Domain, Group, GroupStatus, Resource as CatalogResource};
+use pave_api::{System, User};
+use pave_catalog::{EntityRef, EntityView, Kind, Refs};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ready::{entity_status, references};
+use super::{CONCURRENCY, CatalogHandle};
+use crate::controller::{self, Context, Shared, report_watch};
+use crate::error::Error;
+
+pub const GROUPS: &str = "pave-catalog-groups";
+pub const USERS: &str = "pave-catalog-users";
+pub const SYSTEMS: &str = "pave-catalog-systems";
+pub const DOMAINS: &str = "pave-catalog-domains";
+pub const APIS: &str = "pave-catalog-apis";
+pub const RESOURCES: &str = "pave-catalog-resources";
+
+/// Every catalog kind, each with its own controller.
+pub const KINDS: [Kind; 7] = [
+    Kind::Component,
+    Kind::Group,
+    Kind::User,
+    Kind::System,
+    Kind::Domain,
+    Kind::Api,
+    Kind::Resource,
+];
+
+/// A catalog kind: its kind in the catalog, its controller, and what its spec tells
+/// the catalog.
+pub trait CatalogKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: Kind;
+    /// Field manager, event reporter and metrics label.
+    const CONTROLLER: &'static str;
+    /// `plural.group`, as readiness names the watch.
+    const RESOURCE: &'static str;
+    /// The reference fields of the spec.
+    fn refs(&self) -> Refs;
+}
+
+impl CatalogKind for Component {
+    const RESOURCE: &'static str = "components.platform.pave.dev";
+    const KIND: Kind = Kind::Component;
+    const CONTROLLER: &'static str = super::component::NAME;
+    fn refs(&self) -> Refs {
+        let spec = &self.spec;
+        Refs {
+            owner: spec.owner.clone(),
+            system: spec.system.clone(),
+            subcomponent_of: spec.subcomponent_of.clone(),
+            depends_on: spec.depends_on.clone(),
+            dependency_of: spec.dependency_of.clone(),
+            provides_apis: spec.provides_apis.clone(),
+            consumes_apis: spec.consumes_apis.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for Group {
+    const RESOURCE: &'static str = "groups.platform.pave.dev";
+    const KIND: Kind = Kind::Group;
+    const CONTROLLER: &'static str = GROUPS;
+    fn refs(&self) -> Refs {
+        Refs {
+            parent: self.spec.parent.clone(),
+            children: self.spec.children.clone(),
+            members: self.spec.members.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for User {
+    const RESOURCE: &'static str = "users.platform.pave.dev";
+    const KIND: Kind = Kind::User;
+    const CONTROLLER: &'static str = USERS;
+    fn refs(&self) -> Refs {
+        Refs {
+            member_of: self.spec.member_of.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for System {
+    const RESOURCE: &'static str = "systems.platform.pave.dev";
+    const KIND: Kind = Kind::System;
+    const CONTROLLER: &'static str = SYSTEMS;
+    fn refs(&self) -> Refs {
+        Refs {
+            owner: self.spec.owner.clone(),
+            domain: self.spec.domain.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for Domain {
+    const RESOURCE: &'static str = "domains.platform.pave.dev";
+    const KIND: Kind = Kind::Domain;
+    const CONTROLLER: &'static str = DOMAINS;
+    fn refs(&self) -> Refs {
+        Refs {
+            owner: self.spec.owner.clone(),
+            subdomain_of: self.spec.subdomain_of.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for ApiEntity {
+    const RESOURCE: &'static str = "apis.platform.pave.dev";
+    const KIND: Kind = Kind::Api;
+    const CONTROLLER: &'static str = APIS;
+    fn refs(&self) -> Refs {
+        Refs {
+            owner: self.spec.owner.clone(),
+            system: self.spec.system.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl CatalogKind for CatalogResource {
+    const RESOURCE: &'static str = "resources.platform.pave.dev";
+    const KIND: Kind = Kind::Resource;
+    const CONTROLLER: &'static str = RESOURCES;
+    fn refs(&self) -> Refs {
+        Refs {
+            owner: self.spec.owner.clone(),
+            system: self.spec.system.clone(),
+            depends_on: self.spec.depends_on.clone(),
+            dependency_of: self.spec.dependency_of.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A kind whose status is the catalog's alone (every kind but Component, whose
+/// status also carries impact and scores).
+pub trait EntityKind: CatalogKind {
+    type Status: Serialize + Debug + Clone + Default + PartialEq + Send + Sync;
+    fn current(&self) -> Option<&Self::Status>;
+    /// The status the catalog wants, from the common part `entity` and the view.
+    fn wanted(entity: EntityStatus, view: &EntityView) -> Self::Status;
+    /// The common part of a status.
+    fn entity(status: &Self::Status) -> &EntityStatus;
+}
+
+macro_rules! entity_kind {
+    ($($kind:ty),*) => {$(
+        impl EntityKind for $kind {
+            type Status = EntityStatus;
+            fn current(&self) -> Option<&EntityStatus> {
+                self.status.as_ref()
+            }
+            fn wanted(entity: EntityStatus, _view: &EntityView) -> EntityStatus {
+                entity
+            }
+            fn entity(status: &EntityStatus) -> &EntityStatus {
+                status
+            }
+        }
+    )*};
+}
+entity_kind!(User, System, Domain, ApiEntity, CatalogResource);
+
+impl EntityKind for Group {
+    type Status = GroupStatus;
+    fn current(&self) -> Option<&GroupStatus> {
+        self.status.as_ref()
+    }
+    fn wanted(entity: EntityStatus, view: &EntityView) -> GroupStatus {
+        let members = references(&view.members);
+        GroupStatus {
+            entity,
+            member_count: Some(members.len() as i64),
+            members,
+        }
+    }
+    fn entity(status: &GroupStatus) -> &EntityStatus {
+        &status.entity
+    }
+}
+
+/// Runs the controller of one kind around Components: its watch feeds the catalog,
+/// and it writes the status of each object the catalog names.
+pub async fn run<K: EntityKind>(
+    shared: Shared,
+    catalog: CatalogHandle,
+    triggered: mpsc::UnboundedReceiver<EntityRef>,
+) {
+    let (reader, writer) = reflector::store::<DeserializeGuard<K>>();
+    let objects = {
+        let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
+        let events = watcher(
+            Api::<DeserializeGuard<K>>::all(shared.client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff();
+        report_watch(events, shared.readiness.clone(), K::RESOURCE)
+            .modify(|obj| {
+                obj.managed_fields_mut().clear();
+                obj.annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            })
+            .reflect(writer)
+            .inspect_ok(move |event| catalog.feed(&metrics, |state| state.on_entity::<K>(event)))
+            .touched_objects()
+    };
+    let triggered = triggered.map(|e| ObjectRef::new(&e.name).within(&e.namespace));
+    let queue = shared.metrics.queue(K::CONTROLLER);
+    let controller = Controller::for_stream(queue.track(objects), reader)
+        .reconcile_on(queue.track_refs(triggered))
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
+        let catalog = catalog.clone();
+        async move { reconcile(obj, ctx, catalog).await }
+    };
+    controller::run_controller(shared, K::CONTROLLER, controller, reconcile).await;
+}
+
+async fn reconcile<K: EntityKind>(
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    catalog: CatalogHandle,
+) -> Result<Action, Error> {
+    let object = ctx.accept(&obj).await?;
+    // Not yet current: the catalog triggers this object again once it is.
+    let Some(view) = catalog.lock().view_for(object) else {
+        return Ok(Action::await_change());
+    };
+    let current = object.current().cloned().unwrap_or_default();
+    if let Some(status) = desired::<K>(&current, object.meta().generation, &view, Timestamp::now())
+    {
+        let api = Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+        ctx.apply_status(&api, object, status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The status the catalog wants for an object of kind `K`, or `None` when `current`
+/// already says it.
+fn desired<K: EntityKind>(
+    current: &K::Status,
+    generation: Option<i64>,
+    view: &EntityView,
+    now: Timestamp,
+) -> Option<K::Status> {
+    let entity = entity_status(K::entity(current), generation, view, now);
+    let wanted = K::wanted(entity, view);
+    (wanted != *current).then_some(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ready::relations;
+    use super::*;
+    use pave_api::conditions::{self, READY};
+    use pave_catalog::Catalog;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_group_lists_its_members_and_an_unchanged_answer_is_no_write() {
+        let mut catalog = Catalog::new();
+        catalog.upsert(EntityRef::new(Kind::Group, "org", "team"), &Refs::default());
+        catalog.upsert(
+            EntityRef::new(Kind::User, "org", "jane"),
+            &Refs {
+                member_of: vec!["team".into()],
+                ..Default::default()
+            },
+        );
+        let view = catalog
+            .view_of(&EntityRef::new(Kind::Group, "org", "team"))
+            .unwrap();
+        let status = desired::<Group>(&GroupStatus::default(), Some(1), &view, at(10)).unwrap();
+        assert_eq!(status.members, ["user:org/jane"]);
+        assert_eq!(status.member_count, Some(1));
+        let ready = conditions::find(&status.entity.conditions, READY).unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(
+            desired::<Group>(&status, Some(1), &view, at(20)),
+            None,
+            "the same answer later is no write"
+        );
+    }
+
+    #[test]
+    fn an_owner_missing_from_a_known_org_is_not_ready() {
+        let mut catalog = Catalog::new();
+        catalog.upsert(
+            EntityRef::new(Kind::Group, "org", "platform"),
+            &Refs::default(),
+        );
+        let system = EntityRef::new(Kind::System, "org", "podcast");
+        catalog.upsert(
+            system.clone(),
+            &Refs {
+                owner: "platfrom".into(),
+                ..Default::default()
+            },
+        );
+        let view = catalog.view_of(&system).unwrap();
+        let status = desired::<System>(&EntityStatus::default(), Some(3), &view, at(0)).unwrap();
+        let ready = conditions::find(&status.conditions, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "UnresolvedReference")
+        );
+        assert_eq!(
+            ready.message,
+            "unresolved references: spec.owner group:org/platfrom: no Group platfrom in namespace org"
+        );
+        assert_eq!(status.unresolved_refs, ["group:org/platfrom"]);
+        assert_eq!(relations(&view)[0].type_, "ownedBy");
+    }
+}
