@@ -453,11 +453,38 @@ fn catalog_and_scorecards(bed: &Bed) {
     let examples = format!("{REPO_ROOT}/examples");
     for file in [
         "00-namespace.yaml",
+        "catalog-org.yaml",
         "catalog-payment-service.yaml",
         "catalog-user-service.yaml",
         "scorecard-service-maturity.yaml",
     ] {
         kubectl(env, &["apply", "-f", &format!("{examples}/{file}")]);
+    }
+    // Every catalog kind gets its status from its own controller, every reference
+    // resolving: the org owns everything.
+    for (resource, name) in [
+        ("groups", "payments-team"),
+        ("users", "minseo"),
+        ("systems", "payments"),
+        ("domains", "commerce"),
+        ("apis", "payment-api"),
+        ("resources", "payments-ledger"),
+    ] {
+        let resource = format!("{resource}.platform.pave.dev");
+        let obj = eventually(
+            Duration::from_secs(60),
+            &format!("{resource} {name} ready"),
+            || {
+                let obj = get(
+                    env,
+                    &["get", &resource, name, "-n", "team-payments", "-o", "json"],
+                )?;
+                condition(&obj, "Ready")?;
+                Some(obj)
+            },
+        );
+        let ready = condition(&obj, "Ready").unwrap();
+        assert_eq!(ready["status"], "True", "{obj}\n{}", operator_log(env));
     }
     let component = eventually(Duration::from_secs(60), "payment-service scored", || {
         let obj = get(

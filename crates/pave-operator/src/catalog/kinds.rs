@@ -17,8 +17,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use pave_api::entity::EntityStatus;
 use pave_api::{ApiEntity, Component, Domain, Group, GroupStatus, Resource as CatalogResource};
-use pave_api::{System, User};
-use pave_catalog::{EntityRef, EntityView, Kind, Refs};
+use pave_api::{CatalogEntity, System, User};
+use pave_catalog::{EntityRef, EntityView, Kind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -45,10 +45,11 @@ pub const KINDS: [Kind; 7] = [
     Kind::Resource,
 ];
 
-/// A catalog kind: its kind in the catalog, its controller, and what its spec tells
-/// the catalog.
+/// A catalog kind as a controller runs it: its kind and reference fields
+/// (`CatalogEntity`), its controller and its watch.
 pub trait CatalogKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    CatalogEntity
+    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
     + Serialize
@@ -57,112 +58,45 @@ pub trait CatalogKind:
     + Sync
     + 'static
 {
-    const KIND: Kind;
     /// Field manager, event reporter and metrics label.
     const CONTROLLER: &'static str;
     /// `plural.group`, as readiness names the watch.
     const RESOURCE: &'static str;
-    /// The reference fields of the spec.
-    fn refs(&self) -> Refs;
 }
 
 impl CatalogKind for Component {
     const RESOURCE: &'static str = "components.platform.pave.dev";
-    const KIND: Kind = Kind::Component;
     const CONTROLLER: &'static str = super::component::NAME;
-    fn refs(&self) -> Refs {
-        let spec = &self.spec;
-        Refs {
-            owner: spec.owner.clone(),
-            system: spec.system.clone(),
-            subcomponent_of: spec.subcomponent_of.clone(),
-            depends_on: spec.depends_on.clone(),
-            dependency_of: spec.dependency_of.clone(),
-            provides_apis: spec.provides_apis.clone(),
-            consumes_apis: spec.consumes_apis.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for Group {
     const RESOURCE: &'static str = "groups.platform.pave.dev";
-    const KIND: Kind = Kind::Group;
     const CONTROLLER: &'static str = GROUPS;
-    fn refs(&self) -> Refs {
-        Refs {
-            parent: self.spec.parent.clone(),
-            children: self.spec.children.clone(),
-            members: self.spec.members.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for User {
     const RESOURCE: &'static str = "users.platform.pave.dev";
-    const KIND: Kind = Kind::User;
     const CONTROLLER: &'static str = USERS;
-    fn refs(&self) -> Refs {
-        Refs {
-            member_of: self.spec.member_of.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for System {
     const RESOURCE: &'static str = "systems.platform.pave.dev";
-    const KIND: Kind = Kind::System;
     const CONTROLLER: &'static str = SYSTEMS;
-    fn refs(&self) -> Refs {
-        Refs {
-            owner: self.spec.owner.clone(),
-            domain: self.spec.domain.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for Domain {
     const RESOURCE: &'static str = "domains.platform.pave.dev";
-    const KIND: Kind = Kind::Domain;
     const CONTROLLER: &'static str = DOMAINS;
-    fn refs(&self) -> Refs {
-        Refs {
-            owner: self.spec.owner.clone(),
-            subdomain_of: self.spec.subdomain_of.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for ApiEntity {
     const RESOURCE: &'static str = "apis.platform.pave.dev";
-    const KIND: Kind = Kind::Api;
     const CONTROLLER: &'static str = APIS;
-    fn refs(&self) -> Refs {
-        Refs {
-            owner: self.spec.owner.clone(),
-            system: self.spec.system.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 impl CatalogKind for CatalogResource {
     const RESOURCE: &'static str = "resources.platform.pave.dev";
-    const KIND: Kind = Kind::Resource;
     const CONTROLLER: &'static str = RESOURCES;
-    fn refs(&self) -> Refs {
-        Refs {
-            owner: self.spec.owner.clone(),
-            system: self.spec.system.clone(),
-            depends_on: self.spec.depends_on.clone(),
-            dependency_of: self.spec.dependency_of.clone(),
-            ..Default::default()
-        }
-    }
 }
 
 /// A kind whose status is the catalog's alone (every kind but Component, whose
@@ -286,7 +220,7 @@ mod tests {
     use super::super::ready::relations;
     use super::*;
     use pave_api::conditions::{self, READY};
-    use pave_catalog::Catalog;
+    use pave_catalog::{Catalog, Refs};
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
