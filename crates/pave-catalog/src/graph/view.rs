@@ -39,6 +39,15 @@ pub struct Unresolved {
     pub reason: String,
 }
 
+impl EntityView {
+    /// Whether the entity names an owner and it is a Group or User that exists.
+    pub fn owner_resolved(&self) -> bool {
+        self.relations
+            .iter()
+            .any(|r| r.relation == RelationType::OwnedBy && r.resolved)
+    }
+}
+
 impl Catalog {
     /// What the catalog says about a Component, or `None` if it does not exist.
     pub fn view(&self, namespace: &str, name: &str) -> Option<EntityView> {
