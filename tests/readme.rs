@@ -77,6 +77,11 @@ fn steps() -> Vec<Step> {
             check: user_service_is_a_dependency_of_payment_service,
         },
         Step {
+            command: "kubectl get group -n team-payments platform -o jsonpath='{.status.members}'",
+            eventually: true,
+            check: every_member_of_the_department,
+        },
+        Step {
             command: "kubectl get scard service-maturity -o yaml",
             eventually: true,
             check: levels_and_pass_rates_per_rule,
@@ -115,14 +120,14 @@ fn steps() -> Vec<Step> {
         },
         Step {
             command: "kubectl pave new examples/templates/nodejs-service --dry-run \
-                      --set name=inventory-service --set owner=team-payments \
+                      --set name=inventory-service --set owner=payments-team \
                       --remote \"github.com=file://$(dirname \"$KUBECONFIG\")/git/{owner}/{repo}.git\"",
             eventually: false,
             check: the_files_and_steps_it_would_run,
         },
         Step {
             command: "kubectl pave new examples/templates/nodejs-service -n team-payments \
-                      --set name=inventory-service --set owner=team-payments \
+                      --set name=inventory-service --set owner=payments-team \
                       --remote \"github.com=file://$(dirname \"$KUBECONFIG\")/git/{owner}/{repo}.git\"",
             eventually: false,
             check: pushed_and_registered,
@@ -217,6 +222,18 @@ fn payment_service_is_ready(ran: &Ran) -> Result<(), String> {
             "True",
         ],
     )
+}
+
+fn every_member_of_the_department(ran: &Ran) -> Result<(), String> {
+    ran.succeeded()?;
+    let members: Value = serde_json::from_str(&ran.stdout)
+        .map_err(|e| format!("the members are not JSON ({e})"))?;
+    let expected = serde_json::json!(["user:team-payments/jiwoo", "user:team-payments/minseo"]);
+    if members == expected {
+        Ok(())
+    } else {
+        Err(format!("members {members}, not {expected}"))
+    }
 }
 
 fn user_service_is_a_dependency_of_payment_service(ran: &Ran) -> Result<(), String> {
@@ -327,7 +344,7 @@ fn the_new_service_in_the_catalog(ran: &Ran) -> Result<(), String> {
             "inventory-service",
             "service",
             "experimental",
-            "team-payments",
+            "payments-team",
             "True",
         ],
     )
