@@ -1,36 +1,57 @@
-//! `kubectl pave import`: turns Backstage `catalog-info.yaml` files into pave
-//! Component manifests, so an existing catalog moves to pave with one command.
+//! `kubectl pave import`: turns a Backstage catalog (`catalog-info.yaml` files and the
+//! files their Locations name) into pave manifests, so an existing catalog moves to
+//! pave with one command.
+//!
+//! Every kind of Backstage's core catalog that pave has becomes its pave object:
+//! Component, API, Group, User, System, Domain and Resource (see `kinds`), each
+//! checked against its own CRD. `kind: Location` produces nothing itself: its targets
+//! are followed, depth first, in the order it lists them (see `location` for which
+//! targets are refused; a glob such as `./entities/*.yaml` is followed in the last
+//! path segment only), and every file is read once, however many Locations name it.
+//! A Location that leads back to a file whose Locations are still being followed is a
+//! cycle, reported at the target that closes it with the chain of files. Locations are
+//! followed only in files read from disk: standard input, and the in-memory sources
+//! of [`import`], have no directory for their targets to be relative to, so there a
+//! Location is left out with a warning.
 //!
 //! Every document of every file is read and checked before anything is printed: a
 //! manifest stream that stops halfway through would be applied halfway by
 //! `kubectl apply -f -`. Problems are reported as `FILE:LINE: message` on stderr, the
-//! way compilers do, so editors can jump to them. Entities of other kinds are skipped
-//! with a note, and Backstage fields pave has no place for are dropped with a warning;
-//! neither fails the import.
+//! way compilers do, so editors can jump to them; a file reached through a Location is
+//! named by the Location's path joined with the target. Entities of kinds pave does
+//! not have (`Template`, `AiResource`, …) are skipped with a note, and Backstage
+//! fields pave has no place for are dropped with a warning; neither fails the import.
+//!
+//! `--namespace` puts every object into one namespace, and so points every reference
+//! that names a namespace at that one too (`group:default/team-a` becomes
+//! `group:NS/team-a`): the entity it names, if it is imported along, is there now.
 //!
 //! The output is built from `pave_api`'s own types and checked against the CRD those
 //! types generate (see `checks`), so whatever is printed is what the API server
 //! accepts.
 
 mod checks;
+mod findings;
+mod kinds;
+mod location;
+mod metadata;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Read as _, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-use pave_api::component::Link;
-use pave_api::{Component, ComponentSpec};
+use pave_api::Component;
 use regex::Regex;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
-use crate::lines::{Document, FieldPath, split_documents};
-use checks::{SpecSchema, backstage_path};
-
-/// The Backstage API versions whose entities pave reads.
-const BACKSTAGE_API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
+use crate::lines::{Document, split_documents};
+use findings::{Finding, Findings};
+pub use kinds::Entity;
+use kinds::{Kinds, Read};
+use location::{Location, Origin, Problem};
 
 /// How the file `-` (standard input) is named in messages.
 const STDIN_NAME: &str = "<stdin>";
@@ -50,8 +71,9 @@ pub enum Severity {
     Error,
     /// Something was dropped; the import goes on.
     Warning,
-    /// An entity that is not a Component was left out; the import goes on.
-    Skipped,
+    /// Worth knowing, nothing lost: an entity of a kind pave does not have was left
+    /// out, or a value was kept as written; the import goes on.
+    Note,
 }
 
 /// A message about one place in the input.
@@ -72,15 +94,19 @@ impl fmt::Display for Diagnostic {
         }
         let prefix = match self.severity {
             Severity::Warning => "warning: ",
-            Severity::Error | Severity::Skipped => "",
+            Severity::Error | Severity::Note => "",
         };
         write!(f, " {prefix}{}", self.message)
     }
 }
 
-/// What an import produced: the Components, in input order, and every diagnostic.
+/// What an import produced: the objects, in the order their files were read, and
+/// every diagnostic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    pub entities: Vec<Entity>,
+    /// The Components among `entities`, for callers that use only those
+    /// (`kubectl pave score`).
     pub components: Vec<Component>,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -93,31 +119,34 @@ impl Outcome {
             .filter(|d| d.severity == Severity::Error)
             .count()
     }
+
+    /// What `kubectl pave import` prints: the manifests, or nothing at all when there
+    /// is an error anywhere.
+    pub fn manifests(&self) -> Option<String> {
+        (self.errors() == 0).then(|| to_yaml(&self.entities))
+    }
 }
 
-/// `kubectl pave import`: reads `files` (`-` is standard input), prints the Components
-/// on stdout only when the whole input is valid, and every diagnostic on stderr.
+/// `kubectl pave import`: reads `files` (`-` is standard input) and the files their
+/// Locations name, prints the manifests on stdout only when the whole input is valid,
+/// and every diagnostic on stderr.
 pub fn run(files: &[impl AsRef<Path>], namespace: Option<&str>) -> ExitCode {
-    let sources: Vec<Source> = files.iter().map(|file| read(file.as_ref())).collect();
-    let outcome = import(&sources, namespace);
+    let outcome = import_files(files, namespace);
     let mut stderr = io::stderr().lock();
     for diagnostic in &outcome.diagnostics {
         // Nothing better to do when stderr itself is gone.
         let _ = writeln!(stderr, "{diagnostic}");
     }
-    let errors = outcome.errors();
-    if errors > 0 {
+    let Some(manifests) = outcome.manifests() else {
+        let errors = outcome.errors();
         let _ = writeln!(
             stderr,
             "kubectl-pave: {errors} error{} in the input; no manifests were printed",
             if errors == 1 { "" } else { "s" }
         );
         return ExitCode::FAILURE;
-    }
-    match io::stdout()
-        .lock()
-        .write_all(to_yaml(&outcome.components).as_bytes())
-    {
+    };
+    match io::stdout().lock().write_all(manifests.as_bytes()) {
         Ok(()) => ExitCode::SUCCESS,
         // `kubectl pave import x | head` is not an error worth a message.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -128,22 +157,20 @@ pub fn run(files: &[impl AsRef<Path>], namespace: Option<&str>) -> ExitCode {
     }
 }
 
-fn read(path: &Path) -> Source {
-    if path == Path::new("-") {
-        let mut text = String::new();
-        let text = io::stdin()
-            .read_to_string(&mut text)
-            .map(|_| text)
-            .map_err(|e| format!("cannot read standard input: {e}"));
-        return Source {
-            name: STDIN_NAME.to_owned(),
-            text,
-        };
-    }
+fn read_stdin() -> Source {
+    let mut text = String::new();
+    let text = io::stdin()
+        .read_to_string(&mut text)
+        .map(|_| text)
+        .map_err(|e| format!("cannot read standard input: {e}"));
     Source {
-        name: path.display().to_string(),
-        text: std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}")),
+        name: STDIN_NAME.to_owned(),
+        text,
     }
+}
+
+fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
 }
 
 /// Checks `--namespace` when the command line is parsed, so a bad one fails at once.
@@ -155,309 +182,265 @@ pub fn parse_namespace(namespace: &str) -> Result<String, String> {
 }
 
 /// The manifests, as one YAML stream of documents separated by `---`.
-pub fn to_yaml(components: &[Component]) -> String {
-    components
+pub fn to_yaml(entities: &[Entity]) -> String {
+    entities
         .iter()
-        .map(|c| serde_yaml::to_string(c).expect("a Component always serialises to YAML"))
+        .map(|e| serde_yaml::to_string(e).expect("a pave object always serialises to YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
 }
 
-/// Imports every Backstage Component in `sources`. `namespace`, when given, replaces
-/// every Component's namespace.
+/// Imports the Backstage entities of `sources`, which are not files on disk (a
+/// repository's file at a commit, standard input): their Locations are left out with
+/// a warning. `namespace`, when given, replaces every object's namespace.
 pub fn import(sources: &[Source], namespace: Option<&str>) -> Outcome {
-    let schema = SpecSchema::component();
-    let mut components = Vec::new();
-    let mut diagnostics = Vec::new();
-    // Two Components with one name would silently overwrite each other on apply.
-    let mut defined: HashMap<(Option<String>, String), (String, usize)> = HashMap::new();
+    let mut importer = Importer::new(namespace);
     for source in sources {
-        let diagnostic = |line: Option<usize>, severity, message: String| Diagnostic {
-            file: source.name.clone(),
-            line,
-            severity,
-            message,
-        };
-        let text = match &source.text {
-            Ok(text) => text,
-            Err(problem) => {
-                diagnostics.push(diagnostic(None, Severity::Error, problem.clone()));
-                continue;
-            }
-        };
-        let documents = split_documents(text);
-        if documents.is_empty() {
-            diagnostics.push(diagnostic(
+        importer.file(&source.name, source.text.as_deref(), None);
+    }
+    importer.finish()
+}
+
+/// Imports the Backstage entities of `files` (`-` is standard input) and of every file
+/// their Locations name. `namespace`, when given, replaces every object's namespace.
+pub fn import_files(files: &[impl AsRef<Path>], namespace: Option<&str>) -> Outcome {
+    let mut importer = Importer::new(namespace);
+    for file in files {
+        let path = file.as_ref();
+        if path == Path::new("-") {
+            let source = read_stdin();
+            importer.file(&source.name, source.text.as_deref(), None);
+            continue;
+        }
+        match Origin::root(path) {
+            Some(origin) => importer.origin(origin),
+            None => importer.file(
+                &path.display().to_string(),
+                read_file(path).as_deref(),
                 None,
-                Severity::Warning,
-                "no YAML documents in this file".to_owned(),
-            ));
-        }
-        for document in &documents {
-            let (component, mut findings) = import_document(document, namespace, &schema);
-            if let Some(component) = component {
-                let key = (
-                    component.metadata.namespace.clone(),
-                    component.metadata.name.clone().unwrap_or_default(),
-                );
-                let line = document.start_line();
-                if let Some((file, first)) = defined.get(&key) {
-                    findings.push(Finding {
-                        line,
-                        severity: Severity::Error,
-                        message: format!(
-                            "Component {} is already defined at {file}:{first}",
-                            qualified_name(&key)
-                        ),
-                    });
-                } else {
-                    defined.insert(key, (source.name.clone(), line));
-                    components.push(component);
-                }
-            }
-            findings.sort_by_key(|f| f.line);
-            diagnostics.extend(
-                findings
-                    .into_iter()
-                    .map(|f| diagnostic(Some(f.line), f.severity, f.message)),
-            );
+            ),
         }
     }
-    Outcome {
-        components,
-        diagnostics,
-    }
+    importer.finish()
 }
 
-fn qualified_name((namespace, name): &(Option<String>, String)) -> String {
-    match namespace {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name.clone(),
-    }
+/// One import: what it has made so far, and where in the chain of Locations it is.
+struct Importer<'a> {
+    namespace: Option<&'a str>,
+    kinds: Kinds,
+    entities: Vec<Entity>,
+    diagnostics: Vec<Diagnostic>,
+    /// Two objects of one kind with one name would silently overwrite each other on
+    /// apply: where each was first defined.
+    defined: HashMap<(&'static str, Option<String>, String), (String, usize)>,
+    /// Every file read so far (canonical paths), so that each is read once.
+    read: HashSet<PathBuf>,
+    /// The files whose Locations are being followed, outermost first.
+    chain: Vec<Origin>,
 }
 
-/// A diagnostic within the document being imported.
-#[derive(Debug)]
-struct Finding {
-    line: usize,
-    severity: Severity,
-    message: String,
-}
-
-/// Collects the findings of one document, placing each at its field's line.
-struct Findings<'a> {
-    document: &'a Document<'a>,
-    list: Vec<Finding>,
-    /// Fields already reported as wrong, so the schema check does not repeat them.
-    wrong: Vec<FieldPath>,
-}
-
-impl<'a> Findings<'a> {
-    fn new(document: &'a Document<'a>) -> Self {
-        Self {
-            document,
-            list: Vec::new(),
-            wrong: Vec::new(),
+impl<'a> Importer<'a> {
+    fn new(namespace: Option<&'a str>) -> Self {
+        Importer {
+            namespace,
+            kinds: Kinds::new(),
+            entities: Vec::new(),
+            diagnostics: Vec::new(),
+            defined: HashMap::new(),
+            read: HashSet::new(),
+            chain: Vec::new(),
         }
     }
 
-    fn push(&mut self, path: &FieldPath, severity: Severity, message: String) {
-        self.list.push(Finding {
-            line: self.document.line_of(path),
+    fn finish(self) -> Outcome {
+        let components = self
+            .entities
+            .iter()
+            .filter_map(|entity| match entity {
+                Entity::Component(component) => Some(component.clone()),
+                _ => None,
+            })
+            .collect();
+        Outcome {
+            entities: self.entities,
+            components,
+            diagnostics: self.diagnostics,
+        }
+    }
+
+    fn diagnostic(&mut self, file: &str, line: Option<usize>, severity: Severity, message: String) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_owned(),
+            line,
             severity,
             message,
         });
     }
 
-    fn error(&mut self, path: &FieldPath, message: String) {
-        self.wrong.push(path.clone());
-        self.push(path, Severity::Error, message);
-    }
-
-    fn warning(&mut self, path: &FieldPath, message: String) {
-        self.push(path, Severity::Warning, message);
-    }
-
-    fn already_wrong(&self, path: &FieldPath) -> bool {
-        self.wrong.iter().any(|wrong| path.0.starts_with(&wrong.0))
-    }
-
-    /// An optional string; absent and null are `None`.
-    fn string(&mut self, value: Option<&Value>, path: &FieldPath) -> Option<String> {
-        match value? {
-            Value::Null => None,
-            Value::String(text) => Some(text.clone()),
-            other => {
-                self.error(path, format!("{path}: {}", expected_string(other)));
-                None
-            }
+    /// Reads a file from disk, unless it was read already.
+    fn origin(&mut self, origin: Origin) {
+        if !self.read.insert(origin.canonical.clone()) {
+            return;
         }
+        let text = read_file(&origin.shown);
+        self.chain.push(origin.clone());
+        self.file(&origin.name(), text.as_deref(), Some(&origin));
+        self.chain.pop();
     }
 
-    /// A string Backstage requires: missing, null and empty are reported as missing.
-    fn required_string(&mut self, value: Option<&Value>, path: &FieldPath) -> Option<String> {
-        let text = self.string(value, path);
-        if text.as_deref().is_none_or(str::is_empty) && !self.already_wrong(path) {
-            self.error(path, format!("{path} is missing; a Component needs one"));
-            return None;
-        }
-        text
-    }
-
-    /// A list of strings; absent and null are an empty list.
-    fn strings(&mut self, value: Option<&Value>, path: &FieldPath) -> Vec<String> {
-        match value {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Sequence(items)) => items
-                .iter()
-                .enumerate()
-                .filter_map(|(index, item)| {
-                    let path = path.index(index);
-                    if item.is_null() {
-                        self.error(&path, format!("{path} is empty"));
-                    }
-                    self.string(Some(item), &path)
-                })
-                .collect(),
-            Some(other) => {
-                self.error(
-                    path,
-                    format!(
-                        "{path}: expected a list of strings, found {}",
-                        describe(other)
-                    ),
-                );
-                Vec::new()
+    /// Imports every document of one file; `origin` is where it is on disk, if it is.
+    fn file(&mut self, name: &str, text: Result<&str, &String>, origin: Option<&Origin>) {
+        let text = match text {
+            Ok(text) => text,
+            Err(problem) => {
+                self.diagnostic(name, None, Severity::Error, problem.clone());
+                return;
             }
-        }
-    }
-
-    /// A mapping; absent and null are `None`.
-    fn mapping<'v>(&mut self, value: Option<&'v Value>, path: &FieldPath) -> Option<&'v Mapping> {
-        match value? {
-            Value::Null => None,
-            Value::Mapping(mapping) => Some(mapping),
-            other => {
-                self.error(
-                    path,
-                    format!("{path}: expected a mapping, found {}", describe(other)),
-                );
-                None
-            }
-        }
-    }
-
-    /// Labels or annotations: string keys to string values, as Kubernetes stores them.
-    fn string_map(
-        &mut self,
-        value: Option<&Value>,
-        path: &FieldPath,
-    ) -> Option<BTreeMap<String, String>> {
-        let mapping = self.mapping(value, path)?;
-        let mut map = BTreeMap::new();
-        for (key, value) in self.keyed(mapping, path) {
-            let path = path.key(&key);
-            match value {
-                Value::String(text) => {
-                    map.insert(key, text.clone());
-                }
-                other => self.error(&path, format!("{path}: {}", expected_string(other))),
-            }
-        }
-        (!map.is_empty()).then_some(map)
-    }
-
-    /// The entries of `mapping` whose keys are strings; any other key is an error.
-    fn keyed<'v>(&mut self, mapping: &'v Mapping, path: &FieldPath) -> Vec<(String, &'v Value)> {
-        let mut entries = Vec::new();
-        for (key, value) in mapping {
-            match key.as_str() {
-                Some(key) => entries.push((key.to_owned(), value)),
-                None => self.error(
-                    path,
-                    format!("{path}: keys must be strings, found {}", describe(key)),
-                ),
-            }
-        }
-        entries
-    }
-
-    /// Warns about every key of `mapping` that is not in `known`.
-    fn warn_unknown(&mut self, mapping: &Mapping, path: &FieldPath, known: &[&str]) {
-        for (key, _) in self.keyed(mapping, path) {
-            if known.contains(&key.as_str()) {
-                continue;
-            }
-            let field = path.key(&key);
-            let hint = if field.to_string() == "spec.dependencyOf" {
-                "; pave derives dependencyOf from the other side, so add this component \
-                 to the dependsOn of each component listed here"
-            } else {
-                ""
-            };
-            self.warning(
-                &field,
-                format!("{field}: pave has no field for it, so it is left out{hint}"),
+        };
+        let documents = split_documents(text);
+        if documents.is_empty() {
+            self.diagnostic(
+                name,
+                None,
+                Severity::Warning,
+                "no YAML documents in this file".to_owned(),
             );
         }
-    }
-}
-
-/// `expected a string` with what was found, and the fix for the usual cause: YAML
-/// reads unquoted `12345`, `true` or `1.0` as numbers and booleans.
-fn expected_string(found: &Value) -> String {
-    match found {
-        Value::Bool(_) | Value::Number(_) => {
-            let text = serde_yaml::to_string(found).unwrap_or_default();
-            format!(
-                "expected a string, found {}; write it in quotes: \"{}\"",
-                describe(found),
-                text.trim()
-            )
+        for document in &documents {
+            let (read, mut findings) = self.document(document);
+            let location = match read {
+                Read::Entity(entity) => {
+                    if let Some(duplicate) = self.define(&entity, name, document.start_line()) {
+                        findings.push(duplicate);
+                    } else {
+                        self.entities.push(*entity);
+                    }
+                    None
+                }
+                Read::Location(location) => Some(location),
+                Read::Nothing => None,
+            };
+            findings.sort_by_key(|f| f.line);
+            for finding in findings {
+                self.diagnostic(name, Some(finding.line), finding.severity, finding.message);
+            }
+            // Depth first: the files a Location names come before the documents after it.
+            if let Some(location) = location {
+                self.follow(name, &location, origin);
+            }
         }
-        other => format!("expected a string, found {}", describe(other)),
     }
-}
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
+    /// Reads one document: what it holds if it is valid, and what was found.
+    fn document(&self, document: &Document<'_>) -> (Read, Vec<Finding>) {
+        let mut findings = Findings::new(document);
+        let read = match serde_yaml::from_str::<Value>(document.text) {
+            Ok(value) => kinds::document(&value, self.namespace, &self.kinds, &mut findings),
+            Err(error) => {
+                let line = error.location().map_or(document.start_line(), |l| {
+                    document.first_line + l.line() - 1
+                });
+                findings.list.push(Finding {
+                    line,
+                    severity: Severity::Error,
+                    message: format!(
+                        "not valid YAML: {}",
+                        in_file_lines(&error.to_string(), document.first_line)
+                    ),
+                });
+                Read::Nothing
+            }
+        };
+        let read = match read {
+            Read::Entity(_) if findings.has_errors() => Read::Nothing,
+            read => read,
+        };
+        (read, findings.list)
     }
-}
 
-/// Imports one document: the Component it holds if it is a valid one, and what was
-/// found along the way.
-fn import_document(
-    document: &Document<'_>,
-    namespace: Option<&str>,
-    schema: &SpecSchema,
-) -> (Option<Component>, Vec<Finding>) {
-    let mut findings = Findings::new(document);
-    let component = match serde_yaml::from_str::<Value>(document.text) {
-        Ok(value) => entity(&value, namespace, schema, &mut findings),
-        Err(error) => {
-            let line = error.location().map_or(document.start_line(), |l| {
-                document.first_line + l.line() - 1
-            });
-            findings.list.push(Finding {
+    /// Records where `entity` is defined; the error if an object of its kind and name
+    /// was defined before.
+    fn define(&mut self, entity: &Entity, file: &str, line: usize) -> Option<Finding> {
+        let meta = entity.metadata();
+        let key = (
+            entity.kind(),
+            meta.namespace.clone(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        if let Some((first_file, first_line)) = self.defined.get(&key) {
+            let name = match &key.1 {
+                Some(namespace) => format!("{namespace}/{}", key.2),
+                None => key.2.clone(),
+            };
+            return Some(Finding {
                 line,
                 severity: Severity::Error,
                 message: format!(
-                    "not valid YAML: {}",
-                    in_file_lines(&error.to_string(), document.first_line)
+                    "{} {name} is already defined at {first_file}:{first_line}",
+                    key.0
                 ),
             });
-            None
         }
-    };
-    let has_errors = findings.list.iter().any(|f| f.severity == Severity::Error);
-    (component.filter(|_| !has_errors), findings.list)
+        self.defined.insert(key, (file.to_owned(), line));
+        None
+    }
+
+    /// Imports the files a Location in `file` names, each where it stands in the
+    /// Location's list.
+    fn follow(&mut self, file: &str, location: &Location, origin: Option<&Origin>) {
+        let Some(origin) = origin else {
+            if !location.targets.is_empty() {
+                self.diagnostic(
+                    file,
+                    Some(location.line),
+                    Severity::Warning,
+                    format!(
+                        "Location {}: its targets are not followed, since {file} is not a \
+                         file on disk to resolve them from; import the file by its path",
+                        location.name
+                    ),
+                );
+            }
+            return;
+        };
+        for target in &location.targets {
+            let line = Some(target.line);
+            let found = match location::resolve(target, origin) {
+                Ok(found) => found,
+                Err(Problem::Missing(message)) if location.optional => {
+                    let message = format!("{message}; skipped, as presence: optional allows");
+                    self.diagnostic(file, line, Severity::Note, message);
+                    continue;
+                }
+                Err(Problem::Missing(message) | Problem::Refused(message)) => {
+                    self.diagnostic(file, line, Severity::Error, message);
+                    continue;
+                }
+            };
+            for next in found {
+                if let Some(at) = self
+                    .chain
+                    .iter()
+                    .position(|o| o.canonical == next.canonical)
+                {
+                    let cycle: Vec<String> = self.chain[at..]
+                        .iter()
+                        .chain([&next])
+                        .map(Origin::name)
+                        .collect();
+                    let message = format!(
+                        "target {} closes a cycle of Locations: {}",
+                        target.text,
+                        cycle.join(" → ")
+                    );
+                    self.diagnostic(file, line, Severity::Error, message);
+                    continue;
+                }
+                // A file that two Locations name (a diamond) is read at the first.
+                self.origin(next);
+            }
+        }
+    }
 }
 
 /// The parser's message with its `line N` positions, which count from the start of
@@ -469,260 +452,6 @@ fn in_file_lines(message: &str, first_line: usize) -> String {
         format!("line {}", first_line + line - 1)
     })
     .into_owned()
-}
-
-/// Reads one parsed document as a Backstage entity; only Components come out.
-fn entity(
-    value: &Value,
-    namespace: Option<&str>,
-    schema: &SpecSchema,
-    findings: &mut Findings<'_>,
-) -> Option<Component> {
-    let root = FieldPath::default();
-    let Value::Mapping(entity) = value else {
-        findings.error(
-            &root,
-            format!(
-                "expected a Backstage entity (a mapping with apiVersion, kind, metadata \
-                 and spec), found {}",
-                describe(value)
-            ),
-        );
-        return None;
-    };
-
-    let api_version_path = FieldPath::of(&["apiVersion"]);
-    let expected = format!("expected {}", BACKSTAGE_API_VERSIONS.join(" or "));
-    match findings.string(entity.get("apiVersion"), &api_version_path) {
-        None if findings.already_wrong(&api_version_path) => return None,
-        None => {
-            findings.error(&root, format!("apiVersion is missing; {expected}"));
-            return None;
-        }
-        Some(version) if !BACKSTAGE_API_VERSIONS.contains(&version.as_str()) => {
-            let hint = if version.starts_with(&format!("{}/", pave_api::GROUP)) {
-                " (this is already a pave object: apply it as it is)"
-            } else {
-                ""
-            };
-            findings.error(
-                &api_version_path,
-                format!("apiVersion {version:?}: {expected}{hint}"),
-            );
-            return None;
-        }
-        Some(_) => {}
-    }
-
-    let kind_path = FieldPath::of(&["kind"]);
-    let kind = findings.string(entity.get("kind"), &kind_path);
-    let Some(kind) = kind else {
-        if !findings.already_wrong(&kind_path) {
-            findings.error(&root, "kind is missing".to_owned());
-        }
-        return None;
-    };
-    if kind != "Component" {
-        if kind.eq_ignore_ascii_case("Component") {
-            findings.error(
-                &kind_path,
-                format!("kind {kind:?}: Backstage kinds are case-sensitive; write Component"),
-            );
-        } else {
-            let name = entity
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("(without a name)");
-            findings.list.push(Finding {
-                line: findings.document.start_line(),
-                severity: Severity::Skipped,
-                message: format!("skipped {kind} {name}: pave imports only Components"),
-            });
-        }
-        return None;
-    }
-
-    component(entity, namespace, schema, findings)
-}
-
-/// Reads a Backstage Component into a pave Component, reporting every problem.
-fn component(
-    entity: &Mapping,
-    namespace: Option<&str>,
-    schema: &SpecSchema,
-    findings: &mut Findings<'_>,
-) -> Option<Component> {
-    let root = FieldPath::default();
-    findings.warn_unknown(entity, &root, &["apiVersion", "kind", "metadata", "spec"]);
-
-    // metadata
-    let meta = FieldPath::of(&["metadata"]);
-    let metadata = findings.mapping(entity.get("metadata"), &meta);
-    if metadata.is_none() && !findings.already_wrong(&meta) {
-        findings.error(
-            &root,
-            "metadata is missing; a Component needs metadata.name".to_owned(),
-        );
-    }
-    let empty = Mapping::new();
-    let metadata = metadata.unwrap_or(&empty);
-    let field = |name: &str| metadata.get(name);
-    let name_path = meta.key("name");
-    let name = findings.required_string(field("name"), &name_path);
-    if let Some(name) = &name
-        && let Some(problem) = checks::name_problem(name)
-    {
-        findings.error(&name_path, problem);
-    }
-    let namespace_path = meta.key("namespace");
-    let own_namespace = findings.string(field("namespace"), &namespace_path);
-    // `--namespace` wins over the file, so the file's namespace only matters without it.
-    if namespace.is_none()
-        && let Some(own) = &own_namespace
-        && let Some(problem) = checks::namespace_problem(own)
-    {
-        findings.error(
-            &namespace_path,
-            format!("metadata.namespace: {problem}; or choose one with --namespace"),
-        );
-    }
-    let title = findings.string(field("title"), &meta.key("title"));
-    let description = findings.string(field("description"), &meta.key("description"));
-    let labels = findings.string_map(field("labels"), &meta.key("labels"));
-    let annotations = findings.string_map(field("annotations"), &meta.key("annotations"));
-    let tags = findings.strings(field("tags"), &meta.key("tags"));
-    let links = links(field("links"), &meta.key("links"), findings);
-    findings.warn_unknown(
-        metadata,
-        &meta,
-        &[
-            "name",
-            "namespace",
-            "title",
-            "description",
-            "labels",
-            "annotations",
-            "tags",
-            "links",
-        ],
-    );
-
-    // spec
-    let spec_path = FieldPath::of(&["spec"]);
-    let Some(backstage_spec) = findings.mapping(entity.get("spec"), &spec_path) else {
-        if !findings.already_wrong(&spec_path) {
-            findings.error(
-                &root,
-                "spec is missing; a Component needs spec.type, spec.lifecycle and spec.owner"
-                    .to_owned(),
-            );
-        }
-        return None;
-    };
-    let field = |name: &str| backstage_spec.get(name);
-    let at = |name: &str| spec_path.key(name);
-    let type_ = findings.required_string(field("type"), &at("type"));
-    let lifecycle = findings.required_string(field("lifecycle"), &at("lifecycle"));
-    let owner = findings.required_string(field("owner"), &at("owner"));
-    let spec = ComponentSpec {
-        type_: type_.unwrap_or_default(),
-        lifecycle: lifecycle.unwrap_or_default(),
-        owner: owner.unwrap_or_default(),
-        system: findings.string(field("system"), &at("system")),
-        subcomponent_of: findings.string(field("subcomponentOf"), &at("subcomponentOf")),
-        title,
-        description,
-        tags,
-        links,
-        depends_on: findings.strings(field("dependsOn"), &at("dependsOn")),
-        dependency_of: findings.strings(field("dependencyOf"), &at("dependencyOf")),
-        provides_apis: findings.strings(field("providesApis"), &at("providesApis")),
-        consumes_apis: findings.strings(field("consumesApis"), &at("consumesApis")),
-        properties: None,
-    };
-    findings.warn_unknown(
-        backstage_spec,
-        &spec_path,
-        &[
-            "type",
-            "lifecycle",
-            "owner",
-            "system",
-            "subcomponentOf",
-            "dependsOn",
-            "dependencyOf",
-            "providesApis",
-            "consumesApis",
-        ],
-    );
-
-    let json = serde_json::to_value(&spec).expect("a ComponentSpec always serialises to JSON");
-    let violations = schema.violations(&json, |path| findings.already_wrong(&backstage_path(path)));
-    for violation in violations {
-        let path = backstage_path(&violation.path);
-        findings.error(&path, format!("{path}: {}", violation.message));
-    }
-
-    let mut component = Component::new(&name?, spec);
-    component.metadata.namespace = namespace.map(str::to_owned).or(own_namespace);
-    component.metadata.labels = labels;
-    component.metadata.annotations = annotations;
-    Some(component)
-}
-
-/// `metadata.links`: each needs a `url`; `title`, `icon` and `type` are kept.
-fn links(value: Option<&Value>, path: &FieldPath, findings: &mut Findings<'_>) -> Vec<Link> {
-    let items = match value {
-        None | Some(Value::Null) => return Vec::new(),
-        Some(Value::Sequence(items)) => items,
-        Some(other) => {
-            findings.error(
-                path,
-                format!(
-                    "{path}: expected a list of links, found {}",
-                    describe(other)
-                ),
-            );
-            return Vec::new();
-        }
-    };
-    let mut links = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let path = path.index(index);
-        let Some(link) = findings.mapping(Some(item), &path) else {
-            if item.is_null() {
-                findings.error(&path, format!("{path} is empty"));
-            }
-            continue;
-        };
-        let url_path = path.key("url");
-        let url = findings.string(link.get("url"), &url_path);
-        match &url {
-            None if !findings.already_wrong(&url_path) => {
-                findings.error(&path, format!("{url_path} is missing; a link needs one"));
-            }
-            Some(url) => {
-                if let Some(problem) = checks::url_problem(url) {
-                    findings.error(&url_path, format!("{url_path}: {problem}"));
-                }
-            }
-            None => {}
-        }
-        let title = findings.string(link.get("title"), &path.key("title"));
-        let icon = findings.string(link.get("icon"), &path.key("icon"));
-        let type_ = findings.string(link.get("type"), &path.key("type"));
-        findings.warn_unknown(link, &path, &["url", "title", "icon", "type"]);
-        if let Some(url) = url {
-            links.push(Link {
-                url,
-                title,
-                icon,
-                type_,
-            });
-        }
-    }
-    links
 }
 
 #[cfg(test)]

@@ -1,16 +1,20 @@
-//! The rules an imported Component must pass so the API server accepts it, checked
+//! The rules an imported object must pass so the API server accepts it, checked
 //! before anything is printed.
 //!
 //! Most rules are not written here but read from the CRD that `pave-api` generates
-//! (patterns, lengths and list sizes of every spec field), so the importer cannot
-//! drift from what the API server enforces. What the schema cannot say is here by
-//! hand: the Kubernetes name rules (enforced by the API server itself, not by the
-//! schema) and the CRD's CEL rules, which would need a CEL interpreter; a test fails
-//! when the CRD gains a CEL rule this file does not mirror.
+//! for the object's kind (which spec fields exist and are required, their types,
+//! patterns, lengths and list sizes), so the importer cannot drift from what the API
+//! server enforces. What the schema cannot say is here by hand: the Kubernetes rules
+//! for names, labels and annotations (enforced by the API server itself, not by the
+//! schema), the CRDs' CEL rules, which would need a CEL interpreter (a test fails when
+//! a catalog CRD gains a CEL rule this file does not mirror), and the shape of an
+//! API's definition, which the CRD leaves open.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use pave_api::api_entity::DEFINITION_PLACEHOLDERS;
 use pave_api::grammar::{
     ENTITY_REF_PATTERN, NAME_PATTERN, NAMESPACE_PATTERN, OPTIONAL_ENTITY_REF_PATTERN, TAG_PATTERN,
 };
@@ -28,33 +32,45 @@ static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| regex(NAMESPACE_PATTERN));
 /// Kubernetes object names: a lowercase RFC 1123 subdomain (the API server's own rule).
 static SUBDOMAIN: LazyLock<Regex> =
     LazyLock::new(|| regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"));
+/// A label value, or the name part of a label or annotation key (Kubernetes' rule;
+/// Backstage's is the same).
+static QUALIFIED_NAME: LazyLock<Regex> =
+    LazyLock::new(|| regex("^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"));
 /// The CEL rule on `Link.url` in the CRD.
 static ABSOLUTE_URL: LazyLock<Regex> = LazyLock::new(|| regex("^[a-zA-Z][a-zA-Z0-9+.-]*:.+$"));
 
-/// Longest Backstage name (and so the longest Component name).
+/// Longest Backstage name (and so the longest name of a catalog object).
 const MAX_NAME: usize = 63;
 /// Longest Kubernetes object name.
 const MAX_SUBDOMAIN: usize = 253;
+/// Most bytes all of an object's annotations may take, keys and values together.
+const MAX_ANNOTATIONS: usize = 256 * 1024;
+/// Longest inline API definition, in characters (the API CRD's CEL rule).
+const MAX_DEFINITION: usize = 1_048_576;
+/// Longest path or URL a definition placeholder may hold (the same rule).
+const MAX_DEFINITION_REFERENCE: usize = 2048;
 
-/// The CEL rules of the Component CRD that this file checks by hand, by their rule
-/// text; see `every_cel_rule_of_the_crd_is_mirrored`.
+/// The CEL rules of the catalog CRDs that this file checks by hand, by their rule
+/// text; see `every_cel_rule_of_the_catalog_crds_is_mirrored`.
 #[cfg(test)]
 const MIRRORED_CEL_RULES: [&str; 2] = [
+    // `name_problem`
     "self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*$')",
+    // `url_problem`
     "self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:.+$')",
 ];
 
-/// What is wrong with `name` as a Component's `metadata.name`, if anything. A name must
-/// satisfy both Backstage (the CRD's rule) and Kubernetes; names Backstage accepts but
-/// Kubernetes refuses (capitals, `_`) get a suggestion, since they are common in
-/// existing catalogs.
-pub fn name_problem(name: &str) -> Option<String> {
+/// What is wrong with `name` as the `metadata.name` of a `kind`, if anything. A name
+/// must satisfy both Backstage (the CRD's rule) and Kubernetes; names Backstage
+/// accepts but Kubernetes refuses (capitals, `_`) get a suggestion, since they are
+/// common in existing catalogs.
+pub fn name_problem(name: &str, kind: &str) -> Option<String> {
     let backstage_ok = BACKSTAGE_NAME.is_match(name) && name.len() <= MAX_NAME;
     let kubernetes_ok = SUBDOMAIN.is_match(name) && name.len() <= MAX_SUBDOMAIN;
     if backstage_ok && kubernetes_ok {
         return None;
     }
-    let suggestion = suggest(name, |s| name_problem(s).is_none());
+    let suggestion = suggest(name, |s| name_problem(s, kind).is_none());
     if backstage_ok {
         Some(format!(
             "metadata.name {name:?} is valid in Backstage, but Kubernetes refuses it: \
@@ -65,7 +81,7 @@ pub fn name_problem(name: &str) -> Option<String> {
         ))
     } else {
         Some(format!(
-            "metadata.name {name:?} is not a valid Component name: 1-63 lowercase letters \
+            "metadata.name {name:?} is not a valid {kind} name: 1-63 lowercase letters \
              and digits in runs separated by single '-' or '.'{}",
             suggestion
                 .map(|s| format!("; for example {s:?}"))
@@ -89,10 +105,100 @@ pub fn namespace_problem(namespace: &str) -> Option<String> {
     ))
 }
 
+/// What is wrong with `key` as a label or annotation key, if anything: an optional
+/// DNS subdomain and `/`, then a name of 1-63 characters. The API server refuses the
+/// whole object for one bad key, so the import says which.
+pub fn key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| SUBDOMAIN.is_match(p) && p.len() <= MAX_SUBDOMAIN);
+    let name_ok = QUALIFIED_NAME.is_match(name) && name.len() <= MAX_NAME;
+    (!(prefix_ok && name_ok)).then(|| {
+        format!(
+            "{key:?} is not a Kubernetes key: an optional DNS prefix and '/' \
+             (example.com/), then 1-63 letters, digits, '-', '_' and '.', starting and \
+             ending with a letter or digit"
+        )
+    })
+}
+
+/// What is wrong with `value` as a label value, if anything.
+pub fn label_value_problem(value: &str) -> Option<String> {
+    let ok = value.is_empty() || (QUALIFIED_NAME.is_match(value) && value.len() <= MAX_NAME);
+    (!ok).then(|| {
+        format!(
+            "{value:?} is not a Kubernetes label value: at most 63 letters, digits, '-', \
+             '_' and '.', starting and ending with a letter or digit; keep free text in an \
+             annotation"
+        )
+    })
+}
+
+/// What is wrong with the size of all of an object's annotations, if anything.
+pub fn annotations_problem<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Option<String> {
+    let size: usize = entries.map(|(k, v)| k.len() + v.len()).sum();
+    (size > MAX_ANNOTATIONS)
+        .then(|| format!("take {size} bytes; Kubernetes accepts at most {MAX_ANNOTATIONS} in all"))
+}
+
 /// What is wrong with a link's `url`, if anything (the CRD's CEL rule on it).
 pub fn url_problem(url: &str) -> Option<String> {
     (!ABSOLUTE_URL.is_match(url))
         .then(|| format!("{url:?} is not an absolute URL such as https://runbooks/payments"))
+}
+
+/// What is wrong with an API's `definition`, as JSON, if anything: the text itself,
+/// or exactly one placeholder naming a path or URL, as pave-api describes the field.
+/// The CRD cannot check this (the field has no type, and the API server refuses CEL
+/// on such a field), so the import is where the shape is checked; the limits are
+/// the ones the CRD's rule had.
+pub fn definition_problem(definition: &Value) -> Option<String> {
+    let placeholders = DEFINITION_PLACEHOLDERS.join(", ");
+    match definition {
+        Value::String(text) => {
+            let length = text.chars().count();
+            (length > MAX_DEFINITION).then(|| {
+                format!(
+                    "is {length} characters long; the most pave accepts inline is \
+                     {MAX_DEFINITION}: keep it in a file and write `$text: ./FILE`"
+                )
+            })
+        }
+        Value::Object(map) => {
+            let mut entries = map.iter();
+            let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+                return Some(format!(
+                    "a definition given as a mapping holds exactly one of {placeholders}; \
+                     found {} keys",
+                    map.len()
+                ));
+            };
+            if !DEFINITION_PLACEHOLDERS.contains(&key.as_str()) {
+                return Some(format!(
+                    "{key:?} is not a placeholder Backstage resolves: write the \
+                     definition's text, or one of {placeholders}"
+                ));
+            }
+            match value {
+                Value::String(target) if target.chars().count() > MAX_DEFINITION_REFERENCE => {
+                    Some(format!(
+                        "{key} is {} characters long; the most pave accepts is \
+                         {MAX_DEFINITION_REFERENCE}",
+                        target.chars().count()
+                    ))
+                }
+                Value::String(_) => None,
+                _ => Some(format!("{key}: expected a path or URL as a string")),
+            }
+        }
+        _ => Some(format!(
+            "expected the definition's text, or one of {placeholders} with a path or URL"
+        )),
+    }
 }
 
 /// The closest valid spelling of `value` (lowercase, `_` and spaces as `-`), if that
@@ -117,22 +223,53 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Checks a pave `spec`, as JSON, against the schema of `spec` in the Component CRD.
+/// The schema of `spec` in the CRD of one kind: which fields there are and which are
+/// required, and the checks of a pave `spec`, as JSON, against it.
 pub struct SpecSchema {
+    kind: String,
     schema: Value,
+    required: Vec<String>,
     patterns: HashMap<String, Regex>,
 }
 
 impl SpecSchema {
-    /// The schema of `spec` in the Component CRD that pave-api generates.
-    pub fn component() -> Self {
-        Self::new(spec_schema())
-    }
-
-    fn new(schema: Value) -> Self {
+    /// The schema of `spec` in `crd`, as pave-api generates it (`pave_api::Group::crd()`).
+    pub fn of(crd: &CustomResourceDefinition) -> Self {
+        let kind = crd.spec.names.kind.clone();
+        let schema = serde_json::to_value(crd)
+            .expect("a CRD always serialises to JSON")
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+            .cloned()
+            .unwrap_or_else(|| panic!("the {kind} CRD has a schema for spec"));
+        let required = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| name.as_str().map(str::to_owned))
+            .collect();
         let mut patterns = HashMap::new();
         collect_patterns(&schema, &mut patterns);
-        Self { schema, patterns }
+        Self {
+            kind,
+            schema,
+            required,
+            patterns,
+        }
+    }
+
+    /// The kind, as the CRD names it (`Component`, `API`).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The spec fields the CRD requires.
+    pub fn required(&self) -> &[String] {
+        &self.required
+    }
+
+    /// The schema of the spec field `name`, if the CRD has one.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.schema.get("properties")?.get(name)
     }
 
     /// Every rule `spec` breaks; at most one per value, and none under a path for
@@ -264,20 +401,12 @@ fn collect_patterns(schema: &Value, patterns: &mut HashMap<String, Regex>) {
     }
 }
 
-/// The Component CRD as plain JSON, so this crate needs no k8s-openapi types.
-fn component_crd() -> Value {
-    let crd = pave_api::crds()
-        .into_iter()
-        .find(|crd| crd.spec.names.kind == "Component")
-        .expect("pave-api defines the Component CRD");
-    serde_json::to_value(crd).expect("a CRD always serialises to JSON")
-}
-
-fn spec_schema() -> Value {
-    component_crd()
-        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
-        .cloned()
-        .expect("the Component CRD has a schema for spec")
+/// Whether the strings `schema` describes are entity references.
+pub fn is_reference(schema: &Value) -> bool {
+    schema
+        .get("pattern")
+        .and_then(Value::as_str)
+        .is_some_and(|p| p == ENTITY_REF_PATTERN || p == OPTIONAL_ENTITY_REF_PATTERN)
 }
 
 /// The Backstage path of a field of the pave `spec`: `title`, `description`, `tags`
@@ -296,33 +425,35 @@ pub fn backstage_path(pave: &FieldPath) -> FieldPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::CustomResourceExt;
+    use pave_api::{ApiEntity, Component, Domain, Group, Resource, System, User};
     use serde_json::json;
 
     #[test]
     fn names_must_satisfy_backstage_and_kubernetes() {
-        assert_eq!(name_problem("payment-service"), None);
-        assert_eq!(name_problem("payments.v2"), None);
+        assert_eq!(name_problem("payment-service", "Component"), None);
+        assert_eq!(name_problem("payments.v2", "Component"), None);
 
-        let capitals = name_problem("PaymentService").unwrap();
+        let capitals = name_problem("PaymentService", "Component").unwrap();
         assert!(capitals.contains("valid in Backstage"), "{capitals}");
         assert!(
             capitals.contains("rename it to \"paymentservice\""),
             "{capitals}"
         );
 
-        let underscore = name_problem("payment_service").unwrap();
+        let underscore = name_problem("payment_service", "Component").unwrap();
         assert!(underscore.contains("Kubernetes refuses it"), "{underscore}");
         assert!(underscore.contains("\"payment-service\""), "{underscore}");
 
         let long = "a".repeat(64);
-        assert!(name_problem(&long).unwrap().contains("1-63"));
+        assert!(name_problem(&long, "Component").unwrap().contains("1-63"));
         assert!(
-            name_problem("a--b")
+            name_problem("a--b", "Component")
                 .unwrap()
                 .contains("not a valid Component name")
         );
-        assert!(name_problem("-a").is_some());
-        assert!(name_problem("").is_some());
+        assert!(name_problem("-a", "Component").is_some());
+        assert!(name_problem("", "Component").is_some());
     }
 
     #[test]
@@ -341,6 +472,26 @@ mod tests {
     }
 
     #[test]
+    fn label_and_annotation_keys_and_values_follow_kubernetes() {
+        assert_eq!(key_problem("tier"), None);
+        assert_eq!(key_problem("backstage.io/techdocs-ref"), None);
+        assert_eq!(key_problem("goVersion"), None);
+        assert!(key_problem("Example.com/x").is_some());
+        assert!(key_problem("a/b/c").is_some());
+        assert!(key_problem("-tier").is_some());
+        assert!(key_problem(&"a".repeat(64)).is_some());
+        assert_eq!(label_value_problem(""), None);
+        assert_eq!(label_value_problem("go1.15.3"), None);
+        assert!(
+            label_value_problem("two words")
+                .unwrap()
+                .contains("annotation")
+        );
+        let big = ("k".to_owned(), "v".repeat(MAX_ANNOTATIONS));
+        assert!(annotations_problem([(&big.0, &big.1)].into_iter()).is_some());
+    }
+
+    #[test]
     fn link_urls_must_be_absolute() {
         assert_eq!(url_problem("https://runbooks/payments"), None);
         assert!(url_problem("/runbooks").unwrap().contains("absolute URL"));
@@ -348,7 +499,7 @@ mod tests {
 
     #[test]
     fn the_spec_schema_finds_bad_tags_refs_and_lengths() {
-        let schema = SpecSchema::component();
+        let schema = SpecSchema::of(&Component::crd());
         let spec = json!({
             "type": "x".repeat(64),
             "lifecycle": "",
@@ -380,7 +531,7 @@ mod tests {
 
     #[test]
     fn the_spec_schema_skips_paths_already_reported() {
-        let schema = SpecSchema::component();
+        let schema = SpecSchema::of(&Component::crd());
         let spec = json!({"type": "", "lifecycle": "", "owner": "x"});
         let found = schema.violations(&spec, |path| path.to_string() == "spec.type");
         assert_eq!(found.len(), 1);
@@ -389,7 +540,7 @@ mod tests {
 
     #[test]
     fn list_sizes_come_from_the_schema() {
-        let schema = SpecSchema::component();
+        let schema = SpecSchema::of(&Component::crd());
         let tags: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
         let found = schema.violations(&json!({"tags": tags}), |_| false);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -397,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn every_cel_rule_of_the_crd_is_mirrored() {
+    fn every_cel_rule_of_the_catalog_crds_is_mirrored() {
         fn rules(schema: &Value, found: &mut Vec<String>) {
             match schema {
                 Value::Object(fields) => {
@@ -414,14 +565,73 @@ mod tests {
             }
         }
         let mut found = Vec::new();
-        rules(&component_crd(), &mut found);
+        for crd in [
+            Component::crd(),
+            Group::crd(),
+            User::crd(),
+            System::crd(),
+            Domain::crd(),
+            ApiEntity::crd(),
+            Resource::crd(),
+        ] {
+            rules(&serde_json::to_value(crd).unwrap(), &mut found);
+        }
         found.sort();
+        found.dedup();
         let mut mirrored = MIRRORED_CEL_RULES.map(str::to_owned).to_vec();
         mirrored.sort();
         assert_eq!(
             found, mirrored,
-            "the Component CRD's CEL rules changed: mirror the new ones in import/checks.rs"
+            "a catalog CRD's CEL rules changed: mirror the new ones in import/checks.rs"
         );
+    }
+
+    #[test]
+    fn definitions_are_text_or_one_placeholder() {
+        assert_eq!(definition_problem(&json!("openapi: 3.0.0")), None);
+        assert_eq!(definition_problem(&json!({"$text": "./api.yaml"})), None);
+        assert_eq!(
+            definition_problem(&json!({"$url": "https://x/api.yaml"})),
+            None
+        );
+        let two = definition_problem(&json!({"$text": "a", "$url": "b"})).unwrap();
+        assert!(
+            two.contains("exactly one of $text, $json, $yaml, $url"),
+            "{two}"
+        );
+        let other = definition_problem(&json!({"$openapi": "./a.yaml"})).unwrap();
+        assert!(other.contains("not a placeholder"), "{other}");
+        let not_text = definition_problem(&json!({"$text": 3})).unwrap();
+        assert!(not_text.contains("as a string"), "{not_text}");
+        let long = definition_problem(&json!("x".repeat(MAX_DEFINITION + 1))).unwrap();
+        assert!(long.contains("$text: ./FILE"), "{long}");
+        assert!(definition_problem(&json!(["a"])).is_some());
+    }
+
+    #[test]
+    fn the_schema_of_each_kind_says_what_it_requires() {
+        assert_eq!(
+            SpecSchema::of(&Component::crd()).required(),
+            ["lifecycle", "owner", "type"]
+        );
+        assert_eq!(SpecSchema::of(&Group::crd()).required(), ["type"]);
+        assert!(SpecSchema::of(&User::crd()).required().is_empty());
+        let api = SpecSchema::of(&ApiEntity::crd());
+        assert_eq!(api.kind(), "API");
+        assert!(api.required().contains(&"definition".to_owned()));
+        // `about` is flattened into the spec of every new kind.
+        for field in ["title", "description", "tags", "links"] {
+            assert!(
+                SpecSchema::of(&System::crd()).field(field).is_some(),
+                "{field}"
+            );
+        }
+        assert!(is_reference(
+            SpecSchema::of(&Group::crd()).field("parent").unwrap()
+        ));
+        assert!(!is_reference(
+            SpecSchema::of(&Group::crd()).field("type").unwrap()
+        ));
     }
 
     #[test]

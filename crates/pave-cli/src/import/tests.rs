@@ -1,5 +1,17 @@
 //! Tests of `kubectl pave import` as a pure function: what each Backstage field
-//! becomes, and the message (with its `FILE:LINE`) for each kind of bad input.
+//! becomes, and the message (with its `FILE:LINE`) for each kind of bad input. This
+//! file covers Components and what every kind shares; `tests/kinds.rs` the other
+//! kinds, `tests/location.rs` following Locations on disk, and
+//! `tests/backstage_examples.rs` Backstage's own example catalog.
+
+mod backstage_examples;
+mod kinds;
+mod location;
+
+use std::collections::BTreeMap;
+
+use pave_api::ComponentSpec;
+use pave_api::component::Link;
 
 use super::*;
 
@@ -193,22 +205,28 @@ fn the_namespace_option_replaces_every_files_namespace() {
 }
 
 #[test]
-fn other_kinds_are_skipped_with_a_note_and_do_not_fail() {
+fn kinds_pave_does_not_have_are_skipped_with_a_note_and_do_not_fail() {
     let text = format!(
-        "{}---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: payment-api\n\
-         spec: {{type: openapi}}\n---\n\n# the system\napiVersion: backstage.io/v1beta1\n\
-         kind: System\nmetadata: {{name: payments}}\n",
+        "{}---\napiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  \
+         name: springboot\n---\n\n# an AI resource\napiVersion: backstage.io/v1alpha1\n\
+         kind: AiResource\nmetadata: {{name: prompts}}\n",
         component_with("", "")
     );
     let outcome = one(&text);
-    assert_eq!(outcome.components.len(), 1);
+    assert_eq!(outcome.entities.len(), 1);
+    // A Template's apiVersion is the scaffolder's, not an error.
     assert_eq!(
         messages(&outcome),
         [
-            "catalog-info.yaml:10: skipped API payment-api: pave imports only Components",
-            "catalog-info.yaml:18: skipped System payments: pave imports only Components",
+            "catalog-info.yaml:10: skipped Template springboot: pave has no kind Template; \
+             it imports Components, APIs, Groups, Users, Systems, Domains and Resources, and \
+             follows Locations",
+            "catalog-info.yaml:17: skipped AiResource prompts: pave has no kind AiResource; \
+             it imports Components, APIs, Groups, Users, Systems, Domains and Resources, and \
+             follows Locations",
         ]
     );
+    assert_eq!(outcome.errors(), 0);
 }
 
 #[test]
@@ -220,16 +238,87 @@ fn fields_pave_has_no_place_for_are_dropped_with_a_warning() {
     let outcome = one(&text);
     assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
     assert_eq!(outcome.components.len(), 1);
+    // pave has dependencyOf now, so it is kept rather than dropped.
+    assert_eq!(outcome.components[0].spec.dependency_of, ["component:web"]);
     let messages = messages(&outcome);
+    assert_eq!(
+        messages,
+        [
+            "catalog-info.yaml:5: warning: metadata.uid: pave has no field for it, so it is \
+             left out",
+            "catalog-info.yaml:11: warning: spec.profile: pave has no field for it, so it is \
+             left out",
+        ]
+    );
+}
+
+#[test]
+fn pave_only_fields_are_not_read_from_a_backstage_spec() {
+    // Backstage keeps title, description, tags and links in metadata; a spec that
+    // has them has something Backstage ignores too.
+    let text = component_with("", "  title: Svc\n  properties: {coverage: 80}\n");
+    let outcome = one(&text);
+    assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
+    assert_eq!(outcome.components[0].spec.title, None);
+    assert_eq!(outcome.components[0].spec.properties, None);
+    let messages = messages(&outcome);
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].starts_with("catalog-info.yaml:9: warning: spec.title: "));
+    assert!(messages[1].starts_with("catalog-info.yaml:10: warning: spec.properties: "));
+}
+
+#[test]
+fn the_namespace_option_moves_references_that_name_a_namespace() {
+    let text = component_with(
+        "  namespace: team-a\n",
+        "  system: system:team-a/payments\n  dependsOn:\n    - component:team-b/ledger\n    \
+         - resource:db\n  consumesApis: [team-a/audit-api]\n",
+    )
+    .replace("owner: team-a", "owner: group:default/team-a");
+    let outcome = import(&[source("catalog-info.yaml", &text)], Some("imported"));
+    assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
+    let spec = &outcome.components[0].spec;
+    assert_eq!(spec.owner, "group:imported/team-a");
+    assert_eq!(spec.system.as_deref(), Some("system:imported/payments"));
+    assert_eq!(
+        spec.depends_on,
+        ["component:imported/ledger", "resource:db"]
+    );
+    assert_eq!(spec.consumes_apis, ["imported/audit-api"]);
+    // Without it, references are kept as written, as the namespaces are.
+    let outcome = one(&text);
+    assert_eq!(outcome.components[0].spec.owner, "group:default/team-a");
+}
+
+#[test]
+fn labels_and_annotations_kubernetes_refuses_are_errors() {
+    let text = component_with(
+        "  labels:\n    product_name: Random value Generator\n    -tier: backend\n  \
+         annotations:\n    example.com/ok: any text at all\n    not a key: x\n",
+        "",
+    );
+    let messages = errors(&text);
     assert_eq!(messages.len(), 3, "{messages:#?}");
-    assert!(messages[0].starts_with("catalog-info.yaml:5: warning: metadata.uid: "));
     assert!(
-        messages[1].starts_with("catalog-info.yaml:10: warning: spec.dependencyOf: "),
+        messages[0].starts_with(
+            "catalog-info.yaml:6: metadata.labels.product_name: \"Random value Generator\" is \
+             not a Kubernetes label value"
+        ),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].starts_with(
+            "catalog-info.yaml:7: metadata.labels.-tier: \"-tier\" is not a Kubernetes key"
+        ),
         "{}",
         messages[1]
     );
-    assert!(messages[1].contains("add this component to the dependsOn"));
-    assert!(messages[2].starts_with("catalog-info.yaml:11: warning: spec.profile: "));
+    assert!(
+        messages[2].starts_with("catalog-info.yaml:10: metadata.annotations.not a key: "),
+        "{}",
+        messages[2]
+    );
 }
 
 #[test]
@@ -322,8 +411,8 @@ fn owner_type_and_lifecycle_are_required() {
     assert_eq!(
         errors(no_spec),
         [
-            "catalog-info.yaml:1: spec is missing; a Component needs spec.type, \
-          spec.lifecycle and spec.owner"
+            "catalog-info.yaml:1: spec is missing; a Component needs spec.lifecycle, \
+          spec.owner and spec.type"
         ]
     );
 }
@@ -475,7 +564,7 @@ fn the_output_is_one_yaml_stream_that_reads_back_as_components() {
         source("b.yaml", &component_with("", "")),
     ];
     let outcome = import(&sources, None);
-    let yaml = to_yaml(&outcome.components);
+    let yaml = to_yaml(&outcome.entities);
     assert_eq!(yaml.matches("\n---\n").count(), 1, "{yaml}");
     let read_back: Vec<Component> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|document| serde::Deserialize::deserialize(document).unwrap())

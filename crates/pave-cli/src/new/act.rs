@@ -10,7 +10,7 @@ use super::report::{Status, StepReport};
 use super::run::{Mode, Published, Run};
 use super::template::Step;
 use super::{fetch, files_of, git, register};
-use crate::import::{Source, import};
+use crate::import::{Entity, Source, import};
 
 impl Run<'_> {
     /// Runs (or checks, or shows) one action; its outputs.
@@ -180,14 +180,18 @@ impl Run<'_> {
         if mode == Mode::DryRun {
             entry.status = Status::WouldRun;
             let file = published.repository.join(path.trim_start_matches('/'));
-            let components = convert(
+            let entities = convert(
                 &catalog_info_url,
                 std::fs::read_to_string(&file).map_err(|e| e.to_string()),
                 &self.namespace,
             )?;
+            let references: Vec<String> = entities
+                .iter()
+                .map(|e| e.reference(&self.namespace))
+                .collect();
             outputs.insert(
                 "entityRef".into(),
-                Json::String(entity_ref(&components[0], &self.namespace)),
+                Json::String(main_reference(&references).to_owned()),
             );
             return Ok(outputs);
         }
@@ -200,18 +204,22 @@ impl Run<'_> {
             )]);
         }
         let text = git::show(&published.repository, &published.commit, &path);
-        let components = convert(&catalog_info_url, text, &self.namespace)?;
+        let entities = convert(&catalog_info_url, text, &self.namespace)?;
         let target = self
             .target
             .as_ref()
             .expect("connected before the first step");
         let registered = target
-            .register(&components)
+            .register(&entities)
             .map_err(|e| vec![format!("{e}; nothing was registered")])?;
         for (reference, status) in &registered {
             entry.notes.push(format!("{reference}: {status}"));
         }
-        outputs.insert("entityRef".into(), Json::String(registered[0].0.clone()));
+        let references: Vec<String> = registered.into_iter().map(|(r, _)| r).collect();
+        outputs.insert(
+            "entityRef".into(),
+            Json::String(main_reference(&references).to_owned()),
+        );
         Ok(outputs)
     }
 
@@ -341,12 +349,14 @@ impl Run<'_> {
     }
 }
 
-/// A catalog-info.yaml as Components, through `kubectl pave import`'s conversion.
+/// A catalog-info.yaml as pave objects of every kind it holds, through `kubectl pave
+/// import`'s conversion. The file is read from a commit, not from disk, so a Location
+/// in it is not followed: this step registers what the file itself holds.
 fn convert(
     name: &str,
     text: Result<String, String>,
     namespace: &str,
-) -> Result<Vec<pave_api::Component>, Vec<String>> {
+) -> Result<Vec<Entity>, Vec<String>> {
     let outcome = import(
         &[Source {
             name: name.to_owned(),
@@ -361,23 +371,25 @@ fn convert(
             .map(ToString::to_string)
             .collect());
     }
-    if outcome.components.is_empty() {
-        return Err(vec![format!("{name} holds no Component to register")]);
+    if outcome.entities.is_empty() {
+        return Err(vec![format!("{name} holds no entity to register")]);
     }
-    let mut components = outcome.components;
-    for component in &mut components {
-        component
-            .metadata
+    let mut entities = outcome.entities;
+    for entity in &mut entities {
+        entity
+            .metadata_mut()
             .namespace
             .get_or_insert_with(|| namespace.to_owned());
     }
-    Ok(components)
+    Ok(entities)
 }
 
-fn entity_ref(component: &pave_api::Component, namespace: &str) -> String {
-    format!(
-        "component:{}/{}",
-        component.metadata.namespace.as_deref().unwrap_or(namespace),
-        component.metadata.name.as_deref().unwrap_or_default()
-    )
+/// The `entityRef` output: the first Component's reference, else the first entity's,
+/// as Backstage's `catalog:register` chooses it.
+fn main_reference(references: &[String]) -> &str {
+    references
+        .iter()
+        .find(|r| r.starts_with("component:"))
+        .or(references.first())
+        .map_or("", String::as_str)
 }

@@ -1,26 +1,27 @@
 //! What `kubectl pave new` writes to the cluster: `catalog:register` (the new
-//! repository's `catalog-info.yaml`, converted as `kubectl pave import` converts it)
-//! and `pave:environment` with `apply: true`. Both use server-side apply as the
-//! field manager `kubectl-pave`, and both send every object as a server-side dry run
-//! first, so a refusal by the API server (schema, admission policy, RBAC) leaves
-//! nothing half-registered.
+//! repository's `catalog-info.yaml`, converted as `kubectl pave import` converts it,
+//! whatever catalog kinds it holds) and `pave:environment` with `apply: true`. Both
+//! use server-side apply as the field manager `kubectl-pave`, and both send every
+//! object as a server-side dry run first, so a refusal by the API server (schema,
+//! admission policy, RBAC) leaves nothing half-registered.
 
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use pave_api::{Component, DeveloperEnvironment};
+use pave_api::{ApiEntity, Component, DeveloperEnvironment, Domain, Group, System, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
 
 use crate::cluster::{Cluster, connect};
+use crate::import::Entity;
 
 pub const FIELD_MANAGER: &str = "kubectl-pave";
 const COMPONENTS: &str = "components.platform.pave.dev";
 const ENVIRONMENTS: &str = "developerenvironments.platform.pave.dev";
 
-/// How long `catalog:register` waits for pave's status on a new Component.
+/// How long `catalog:register` waits for pave's status on what it registered.
 const STATUS_WAIT: Duration = Duration::from_secs(15);
 
 /// The cluster, reached once, from a runtime of its own (the rest of the run is
@@ -92,28 +93,33 @@ impl Target {
         owners
     }
 
-    /// Applies Components, all of them dry-run first; returns each one's reference
-    /// and what pave's status says of it once written (or that it has not yet).
-    pub fn register(&self, components: &[Component]) -> Result<Vec<(String, String)>, String> {
-        let objects: Vec<(Api<Component>, &Component)> = components
+    /// Applies catalog objects of any kind, all of them dry-run first; returns each
+    /// one's reference and what pave's status says of it once written (or that it has
+    /// not yet).
+    pub fn register(&self, entities: &[Entity]) -> Result<Vec<(String, String)>, String> {
+        let mut objects = Vec::new();
+        for entity in entities {
+            let resource = api_resource(entity);
+            let namespace = api_namespace_of(entity, &self.cluster.namespace);
+            let api = Api::namespaced_with(self.cluster.client.clone(), &namespace, &resource);
+            let object: DynamicObject = serde_json::to_value(entity)
+                .and_then(serde_json::from_value)
+                .map_err(|e| format!("{} is not an object: {e}", entity.kind()))?;
+            let plural = format!("{}.{}", resource.plural, resource.group);
+            objects.push((api, object, plural, entity.reference(&namespace)));
+        }
+        let applying: Vec<(Api<DynamicObject>, &DynamicObject, &str)> = objects
             .iter()
-            .map(|c| {
-                let namespace = c
-                    .namespace()
-                    .unwrap_or_else(|| self.cluster.namespace.clone());
-                (Api::namespaced(self.cluster.client.clone(), &namespace), c)
-            })
+            .map(|(api, object, plural, _)| (api.clone(), object, plural.as_str()))
             .collect();
-        self.apply_all(&objects, COMPONENTS)?;
+        self.apply_all(&applying)?;
+        // One wait for all, so that many objects do not wait many times as long.
+        let deadline = Instant::now() + STATUS_WAIT;
         Ok(objects
             .iter()
-            .map(|(api, c)| {
-                let reference = format!(
-                    "component:{}/{}",
-                    api_namespace(*c, &self.cluster.namespace),
-                    c.name_any()
-                );
-                (reference, self.wait_for_status(api, &c.name_any()))
+            .map(|(api, object, _, reference)| {
+                let status = self.wait_for_status(api, &object.name_any(), deadline);
+                (reference.clone(), status)
             })
             .collect())
     }
@@ -122,7 +128,7 @@ impl Target {
     pub fn apply_environment(&self, environment: &DeveloperEnvironment) -> Result<String, String> {
         let namespace = api_namespace(environment, &self.cluster.namespace);
         let api = Api::<DeveloperEnvironment>::namespaced(self.cluster.client.clone(), &namespace);
-        let applied = self.apply_all(&[(api, environment)], ENVIRONMENTS)?;
+        let applied = self.apply_all(&[(api, environment, ENVIRONMENTS)])?;
         Ok(applied
             .into_iter()
             .next()
@@ -130,7 +136,8 @@ impl Target {
             .unwrap_or_default())
     }
 
-    fn apply_all<K>(&self, objects: &[(Api<K>, &K)], resource: &str) -> Result<Vec<K>, String>
+    /// Applies each object through its API; `resource` names its kind in messages.
+    fn apply_all<K>(&self, objects: &[(Api<K>, &K, &str)]) -> Result<Vec<K>, String>
     where
         K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
     {
@@ -138,7 +145,7 @@ impl Target {
             let mut params = PatchParams::apply(FIELD_MANAGER);
             params.dry_run = dry_run;
             let mut applied = Vec::new();
-            for (api, object) in objects {
+            for (api, object, resource) in objects {
                 let name = object.name_any();
                 let what = format!(
                     "apply {resource} {name}{}",
@@ -155,18 +162,26 @@ impl Target {
         apply(false)
     }
 
-    fn wait_for_status(&self, api: &Api<Component>, name: &str) -> String {
-        let deadline = Instant::now() + STATUS_WAIT;
+    /// What the status of the object says, read as JSON so that every kind is read
+    /// alike: Components and the other catalog kinds all have `observedGeneration`
+    /// and a `Ready` condition.
+    fn wait_for_status(&self, api: &Api<DynamicObject>, name: &str, deadline: Instant) -> String {
         loop {
-            if let Ok(component) = self.runtime.block_on(api.get(name)) {
-                let status = component.status.as_ref();
-                let observed = status.and_then(|s| s.observed_generation);
-                if observed.is_some() && observed == component.metadata.generation {
-                    let ready =
-                        status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            if let Ok(object) = self.runtime.block_on(api.get(name)) {
+                let status = &object.data["status"];
+                let observed = status["observedGeneration"].as_i64();
+                if observed.is_some() && observed == object.metadata.generation {
+                    let ready = status["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|c| c["type"] == "Ready");
+                    let text = |c: &Json, key: &str| c[key].as_str().unwrap_or("").to_owned();
                     return match ready {
-                        Some(c) if c.status == "True" => "Ready".to_owned(),
-                        Some(c) => format!("not Ready ({}): {}", c.reason, c.message),
+                        Some(c) if c["status"] == "True" => "Ready".to_owned(),
+                        Some(c) => {
+                            format!("not Ready ({}): {}", text(c, "reason"), text(c, "message"))
+                        }
                         None => "written, without a Ready condition".to_owned(),
                     };
                 }
@@ -180,6 +195,27 @@ impl Target {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// Where the API server serves `entity`'s kind.
+fn api_resource(entity: &Entity) -> ApiResource {
+    match entity {
+        Entity::Component(_) => ApiResource::erase::<Component>(&()),
+        Entity::Group(_) => ApiResource::erase::<Group>(&()),
+        Entity::User(_) => ApiResource::erase::<User>(&()),
+        Entity::System(_) => ApiResource::erase::<System>(&()),
+        Entity::Domain(_) => ApiResource::erase::<Domain>(&()),
+        Entity::Api(_) => ApiResource::erase::<ApiEntity>(&()),
+        Entity::Resource(_) => ApiResource::erase::<pave_api::Resource>(&()),
+    }
+}
+
+fn api_namespace_of(entity: &Entity, default: &str) -> String {
+    entity
+        .metadata()
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default.to_owned())
 }
 
 fn api_namespace<K: Resource>(object: &K, default: &str) -> String {
