@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use pave_api::{Component, DeveloperEnvironment, Scorecard};
+use pave_api::{ApiEntity, Component, DeveloperEnvironment, Domain, Group, Scorecard};
+use pave_api::{System, User};
 use serde::Serialize;
 
 /// The namespace Argo CD's install manifests put `argocd-cm` in.
@@ -25,9 +26,14 @@ pub enum Format {
     Json,
 }
 
-/// `(kind, Lua script)` for every pave kind, all of group [`pave_api::GROUP`].
+/// The check every catalog kind around Components shares (their directories link
+/// to it): their status has the same shape.
+const CATALOG_ENTITY: &str = include_str!("../argocd/health/platform.pave.dev/Group/health.lua");
+
+/// `(kind, Lua script)` for every pave kind, all of group [`pave_api::GROUP`], in
+/// kind order.
 pub fn checks() -> Vec<(String, &'static str)> {
-    vec![
+    let mut checks = vec![
         (
             Component::kind(&()).into_owned(),
             include_str!("../argocd/health/platform.pave.dev/Component/health.lua"),
@@ -40,7 +46,19 @@ pub fn checks() -> Vec<(String, &'static str)> {
             Scorecard::kind(&()).into_owned(),
             include_str!("../argocd/health/platform.pave.dev/Scorecard/health.lua"),
         ),
-    ]
+    ];
+    for kind in [
+        Group::kind(&()),
+        User::kind(&()),
+        System::kind(&()),
+        Domain::kind(&()),
+        ApiEntity::kind(&()),
+        pave_api::Resource::kind(&()),
+    ] {
+        checks.push((kind.into_owned(), CATALOG_ENTITY));
+    }
+    checks.sort();
+    checks
 }
 
 /// The `argocd-cm` key Argo CD reads a kind's health check from.
@@ -105,9 +123,15 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "resource.customizations.health.platform.pave.dev_API",
                 "resource.customizations.health.platform.pave.dev_Component",
                 "resource.customizations.health.platform.pave.dev_DeveloperEnvironment",
+                "resource.customizations.health.platform.pave.dev_Domain",
+                "resource.customizations.health.platform.pave.dev_Group",
+                "resource.customizations.health.platform.pave.dev_Resource",
                 "resource.customizations.health.platform.pave.dev_Scorecard",
+                "resource.customizations.health.platform.pave.dev_System",
+                "resource.customizations.health.platform.pave.dev_User",
             ]
         );
     }

@@ -1,6 +1,6 @@
 //! `kubectl-pave`, the kubectl plugin: `kubectl pave crds` prints or writes the CRDs
-//! generated from pave's Rust types; `kubectl pave import` turns Backstage
-//! catalog-info.yaml files into pave Components; `kubectl pave score` gives a
+//! generated from pave's Rust types; `kubectl pave import` turns a Backstage catalog
+//! (every kind pave has, and the files its Locations name) into pave manifests; `kubectl pave score` gives a
 //! scorecard's levels offline; `kubectl pave trace devenv NAME` shows an environment's
 //! cloud resources, secret and Argo CD application as a tree, with the last error;
 //! `kubectl pave argocd-health` prints the `argocd-cm` patch that gives Argo CD a
@@ -37,16 +37,18 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Turn Backstage catalog-info.yaml files into pave Component manifests on stdout.
+    /// Turn a Backstage catalog into pave manifests on stdout.
     ///
-    /// Only Components are imported; other kinds are skipped with a note on stderr.
-    /// Nothing is printed unless every file is valid, so the output can go straight
-    /// to `kubectl apply -f -`.
+    /// Component, API, Group, User, System, Domain and Resource become pave objects;
+    /// a Location's targets (paths below the starting file's directory) are read too;
+    /// other kinds are skipped with a note on stderr. Nothing is printed unless every
+    /// file is valid, so the output can go straight to `kubectl apply -f -`.
     Import {
         /// catalog-info.yaml files (multi-document YAML); `-` reads standard input.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
-        /// Put every Component in this namespace instead of the one its file names.
+        /// Put every object in this namespace instead of the one its file names, and
+        /// point references that name a namespace at it too.
         #[arg(short = 'n', long, value_name = "NS", value_parser = import::parse_namespace)]
         namespace: Option<String>,
     },
