@@ -193,22 +193,40 @@ fn backstages_example_catalog_imports_applies_and_resolves() {
         );
     }
 
-    // Relations across kinds, as Backstage draws them.
-    let org = &all["group:default/acme-corp"];
-    assert_eq!(
-        org["status"]["memberCount"].as_u64(),
-        Some(strings(&org["status"]["members"]).len() as u64)
-    );
+    // Relations across kinds, as Backstage draws them. The org: acme-corp above
+    // infrastructure above backstage (team-a, team-b) and boxoffice (team-c, team-d),
+    // each team's people saying `memberOf` it; a group has every member below it.
     let everyone: BTreeSet<String> = all
         .keys()
         .filter(|k| k.starts_with("user:"))
         .cloned()
         .collect();
-    let members = strings(&org["status"]["members"]);
-    assert!(
-        members.len() >= everyone.len() - 2 && members.is_subset(&everyone),
-        "acme-corp, the root, has (nearly) everyone: {members:?}"
+    assert_eq!(
+        strings(&all["group:default/acme-corp"]["status"]["members"]),
+        everyone
     );
+    for (group, count) in [
+        ("acme-corp", 17),
+        ("infrastructure", 17),
+        ("backstage", 10),
+        ("boxoffice", 7),
+        ("team-a", 5),
+        ("team-b", 5),
+        ("team-c", 5),
+        ("team-d", 2),
+    ] {
+        let obj = &all[&format!("group:default/{group}")];
+        assert_eq!(obj["status"]["memberCount"], count, "{group}: {obj}");
+        let members = strings(&obj["status"]["members"]);
+        let below: BTreeSet<String> = related(obj, "parentOf")
+            .iter()
+            .flat_map(|child| strings(&all[child]["status"]["members"]))
+            .collect();
+        assert!(
+            below.is_subset(&members),
+            "{group} lacks its children's members"
+        );
+    }
     let artists_db = &all["resource:default/artists-db"];
     assert!(
         !related(artists_db, "dependencyOf").is_empty(),
