@@ -244,4 +244,91 @@ fn backstages_example_catalog_imports_applies_and_resolves() {
             all[key]
         );
     }
+
+    same_levels_offline_and_in_the_cluster(env, &bin, &examples);
+}
+
+/// A scorecard that asks whether each owner exists gives the same level offline
+/// (`kubectl pave score` over the same files) as the operator gives in the cluster.
+fn same_levels_offline_and_in_the_cluster(
+    env: &TestEnv,
+    bin: &std::path::Path,
+    examples: &std::path::Path,
+) {
+    let scorecard_file = repo_root().join("crates/pave-cli/tests/fixtures/org/owners.yaml");
+    let port: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&scorecard_file).unwrap()).unwrap();
+    let scorecard = serde_json::json!({
+        "apiVersion": "platform.pave.dev/v1alpha1",
+        "kind": "Scorecard",
+        "metadata": {"name": "owners"},
+        "spec": port,
+    });
+    kubectl_ok(env, &["apply", "-f", "-"], &scorecard.to_string());
+    let in_cluster: BTreeMap<String, Option<String>> = wait_for(
+        "every Component scored on owners",
+        Duration::from_secs(60),
+        || {
+            let components = catalog(env);
+            let mut levels = BTreeMap::new();
+            for (key, obj) in components
+                .iter()
+                .filter(|(k, _)| k.starts_with("component:"))
+            {
+                let score = obj["status"]["scores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|s| s["scorecard"] == "owners")
+                    .ok_or_else(|| format!("{key} not scored yet"))?;
+                let name = key.rsplit('/').next().unwrap().to_owned();
+                levels.insert(name, score["level"].as_str().map(str::to_owned));
+            }
+            Ok(levels)
+        },
+    );
+    let offline = Command::new(bin.join("kubectl-pave"))
+        .arg("score")
+        .arg("--scorecard")
+        .arg(&scorecard_file)
+        .arg(examples.join("all.yaml"))
+        .arg(examples.join("acme-corp.yaml"))
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let results: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    let offline: BTreeMap<String, Option<String>> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name = r["component"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            (name, r["level"].as_str().map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(offline, in_cluster);
+    assert_eq!(
+        in_cluster["playback-order"].as_deref(),
+        Some("Unowned"),
+        "its owner names no Group: {in_cluster:?}"
+    );
+    assert!(
+        in_cluster
+            .values()
+            .filter(|l| l.as_deref() == Some("Owned"))
+            .count()
+            == in_cluster.len() - 1,
+        "every other owner exists: {in_cluster:?}"
+    );
 }

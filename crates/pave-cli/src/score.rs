@@ -2,19 +2,23 @@
 //! anything reaches a cluster.
 //!
 //! The scorecard may be a pave Scorecard object or a bare Port scorecard (the
-//! article's file as it is); the components may be pave Component objects or
-//! Backstage `catalog-info.yaml` files (read as `kubectl pave import` reads them).
-//! Offline there is no catalog, so relation counts are what the files say:
-//! `$dependsOn` counts `spec.dependsOn`, `$dependencyOf` and `$unresolvedRefs` are 0.
+//! article's file as it is); the catalog may be pave objects or Backstage files (read
+//! as `kubectl pave import` reads them, Locations included), of every catalog kind.
+//! The files given are the catalog: the same graph the operator keeps is built from
+//! them, so relations, `$unresolvedRefs`, `$uncheckedRefs` and `$ownerResolved` say
+//! what the cluster would say of the same objects. Give the org (Groups and Users)
+//! too, and "the owner exists" rules answer offline as in the cluster; leave a
+//! Component's dependencies out, and they count as unresolved, as they would be.
+//! Only Components are scored.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pave_api::Component;
+use pave_catalog::Catalog;
 use pave_score::{Entity, Evaluation, Scorecard};
 use serde::Serialize;
 
-use crate::import::{self, Source};
+use crate::import;
 
 /// How the results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -121,13 +125,33 @@ fn score(
         None => None,
     };
 
-    let (components, mut notes) = read_components(files)?;
+    let (entities, mut notes) = read_catalog(files)?;
     warnings.append(&mut notes);
+    let mut catalog = Catalog::new();
+    catalog.defer();
+    for entity in &entities {
+        let (reference, refs) = entity.catalog_entry(BACKSTAGE_NAMESPACE);
+        catalog.upsert(reference, &refs);
+    }
+    catalog.recompute();
     let mut results = Vec::new();
     let mut below = Vec::new();
-    for component in &components {
+    for entity in &entities {
+        let import::Entity::Component(component) = entity else {
+            continue;
+        };
         let object = serde_json::to_value(component).expect("a Component serialises");
-        let entity = Entity::from_object(&object);
+        let mut scored = Entity::from_object(&object);
+        let (reference, _) = entity.catalog_entry(BACKSTAGE_NAMESPACE);
+        if let Some(view) = catalog.view_of(&reference) {
+            scored.set_catalog(
+                view.relations.iter().map(|r| r.relation.as_str()),
+                view.unresolved.len(),
+                view.unchecked.len(),
+                view.owner_resolved(),
+            );
+        }
+        let entity = scored;
         let label = match &component.metadata.namespace {
             Some(ns) => format!("{ns}/{}", entity.name),
             None => entity.name.clone(),
@@ -172,14 +196,20 @@ fn read_scorecard(path: &Path) -> std::result::Result<Scorecard, String> {
     Scorecard::from_value(value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Every Component in `files`: pave Component objects as they are, Backstage files
-/// through the importer. Other kinds are noted and left out.
-fn read_components(
+/// The namespace of an object that names none: Backstage's default, which is where
+/// a reference without a namespace from such an object points.
+const BACKSTAGE_NAMESPACE: &str = "default";
+
+/// Every catalog object in `files`: pave objects as they are, Backstage files
+/// through the importer (which follows their Locations). Other kinds are noted and
+/// left out.
+fn read_catalog(
     files: &[PathBuf],
-) -> std::result::Result<(Vec<Component>, Vec<String>), Vec<String>> {
-    let mut components = Vec::new();
+) -> std::result::Result<(Vec<import::Entity>, Vec<String>), Vec<String>> {
+    let mut entities = Vec::new();
     let mut notes = Vec::new();
     let mut errors = Vec::new();
+    let mut backstage = Vec::new();
     for path in files {
         let name = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
@@ -189,53 +219,50 @@ fn read_components(
                 continue;
             }
         };
-        if text.contains("platform.pave.dev/") {
-            for document in serde_yaml::Deserializer::from_str(&text) {
-                let value: serde_json::Value = match serde::Deserialize::deserialize(document) {
-                    Ok(value) => value,
-                    Err(e) => {
-                        errors.push(format!("{name}: {e}"));
-                        continue;
-                    }
-                };
-                if value.is_null() {
-                    continue;
-                }
-                if value["kind"] != "Component" {
-                    notes.push(format!(
-                        "{name}: skipped {}: not a Component",
-                        value["kind"]
-                    ));
-                    continue;
-                }
-                match serde_json::from_value::<Component>(value) {
-                    Ok(component) => components.push(component),
-                    Err(e) => errors.push(format!("{name}: not a pave Component: {e}")),
-                }
-            }
+        if !text.contains("platform.pave.dev/") {
+            backstage.push(path.clone());
             continue;
         }
-        let outcome = import::import(
-            &[Source {
-                name: name.clone(),
-                text: Ok(text),
-            }],
-            None,
-        );
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value: serde_json::Value = match serde::Deserialize::deserialize(document) {
+                Ok(value) => value,
+                Err(e) => {
+                    errors.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            if value.is_null() {
+                continue;
+            }
+            let kind = value["kind"].clone();
+            match import::Entity::from_pave_object(value) {
+                Ok(entity) => entities.push(entity),
+                Err(_) if !matches!(kind.as_str(), Some(k) if CATALOG_KINDS.contains(&k)) => {
+                    notes.push(format!("{name}: skipped {kind}: not a catalog kind"));
+                }
+                Err(e) => errors.push(format!("{name}: not a pave {kind}: {e}")),
+            }
+        }
+    }
+    if !backstage.is_empty() {
+        let outcome = import::import_files(&backstage, None);
         for diagnostic in &outcome.diagnostics {
             match diagnostic.severity {
                 import::Severity::Error => errors.push(diagnostic.to_string()),
                 _ => notes.push(diagnostic.to_string()),
             }
         }
-        components.extend(outcome.components);
+        entities.extend(outcome.entities);
     }
     if errors.is_empty() {
-        Ok((components, notes))
+        Ok((entities, notes))
     } else {
         Err(errors)
     }
 }
+
+/// The kinds a pave file may hold that the catalog reads.
+const CATALOG_KINDS: [&str; 7] = ["Component", "Group", "User", "System", "Domain", "API", "Resource"];
 
 /// COMPONENT, LEVEL, FAILED RULES, aligned.
 fn table(results: &[Result]) -> String {

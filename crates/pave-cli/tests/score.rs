@@ -110,3 +110,62 @@ fn min_level_fails_the_check_and_names_who_is_below() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a level of service-maturity"));
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Each component's level, from `-o json`.
+fn levels(out: &Output) -> Vec<(String, Option<String>)> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["component"].as_str().unwrap().to_owned(),
+                r["level"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn owners_are_checked_offline_once_the_org_is_given() {
+    let owned = |name: &str, level: &str| (name.to_owned(), Some(level.to_owned()));
+    // With the org: the typo's owner does not exist, the team and the person do.
+    let with_org = score(&[
+        "--scorecard",
+        &fixture("org/owners.yaml"),
+        &fixture("org/org.yaml"),
+        &fixture("org/services.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        levels(&with_org),
+        [
+            owned("payment-service", "Owned"),
+            owned("refund-service", "Unowned"),
+            owned("ledger", "Owned"),
+        ]
+    );
+    // Without it nothing can be checked, so no owner counts as existing: as in a
+    // namespace without Groups.
+    let without = score(&[
+        "--scorecard",
+        &fixture("org/owners.yaml"),
+        &fixture("org/services.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        levels(&without)
+            .iter()
+            .all(|(_, level)| level.as_deref() == Some("Unowned")),
+        "{:?}",
+        levels(&without)
+    );
+}

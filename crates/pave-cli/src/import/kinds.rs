@@ -13,7 +13,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;
-use pave_api::{ApiEntity, Component, Domain, Group, Resource, System, User};
+use pave_api::{ApiEntity, CatalogEntity, Component, Domain, Group, Resource, System, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
@@ -92,6 +92,37 @@ impl Entity {
             meta.namespace.as_deref().unwrap_or(default_namespace),
             meta.name.as_deref().unwrap_or_default(),
         )
+    }
+}
+
+impl Entity {
+    /// The entity as the catalog graph holds it: its reference and its reference
+    /// fields; `default_namespace` stands in for a namespace the object does not name.
+    pub fn catalog_entry(&self, default_namespace: &str) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
+        fn entry<K: CatalogEntity>(object: &K, meta: &ObjectMeta, namespace: &str) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
+            let name = meta.name.as_deref().unwrap_or_default();
+            (pave_catalog::EntityRef::new(K::KIND, namespace, name), object.refs())
+        }
+        let meta = self.metadata();
+        let namespace = meta.namespace.as_deref().unwrap_or(default_namespace);
+        each!(self, object => entry(object, meta, namespace))
+    }
+
+    /// A pave object of a catalog kind, as JSON (a manifest read from a file).
+    pub fn from_pave_object(value: Json) -> Result<Entity, String> {
+        fn read<K: DeserializeOwned>(value: Json, wrap: fn(K) -> Entity) -> Result<Entity, String> {
+            serde_json::from_value(value).map(wrap).map_err(|e| e.to_string())
+        }
+        match value["kind"].as_str().unwrap_or_default() {
+            "Component" => read(value, Entity::Component),
+            "Group" => read(value, Entity::Group),
+            "User" => read(value, Entity::User),
+            "System" => read(value, Entity::System),
+            "Domain" => read(value, Entity::Domain),
+            "API" => read(value, Entity::Api),
+            "Resource" => read(value, Entity::Resource),
+            other => Err(format!("{other:?} is not a catalog kind")),
+        }
     }
 }
 
