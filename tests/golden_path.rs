@@ -587,14 +587,52 @@ fn a_dry_run_shows_the_files_and_steps_and_changes_nothing() {
 fn on_a_terminal_a_missing_parameter_is_asked_for() {
     let bed = bed();
     let _logs = LogsOnPanic(bed);
-    let ns = bed.env.namespace("ask");
-    // An owner the catalog knows, for the OwnerPicker to list.
-    kubectl_ok(
-        bed.env,
-        &["apply", "-n", ns.name(), "-f", "-"],
+    // An owner the catalog's Components name, for the OwnerPicker to list while the
+    // namespace has no org.
+    let (screen, catalog_info) = asked(
+        bed,
+        "ask",
         "apiVersion: platform.pave.dev/v1alpha1\nkind: Component\nmetadata: {name: known}\n\
          spec: {type: service, lifecycle: production, owner: team-known}\n",
     );
+    assert!(
+        screen.contains("Service — Name\r\n  Lower case, digits and dashes"),
+        "{screen}"
+    );
+    assert!(screen.contains("Service — Owner"), "{screen}");
+    assert!(
+        screen.contains("owners in the catalog (a number, or any owner):\r\n  1) team-known"),
+        "{screen}"
+    );
+    assert_eq!(catalog_info["metadata"]["name"], "asked-name");
+    assert_eq!(catalog_info["spec"]["owner"], "team-known");
+
+    // With an org, the OwnerPicker lists its Groups and Users, as Backstage's does.
+    let (screen, catalog_info) = asked(
+        bed,
+        "ask-org",
+        "apiVersion: platform.pave.dev/v1alpha1\nkind: Component\nmetadata: {name: known}\n\
+         spec: {type: service, lifecycle: production, owner: team-known}\n---\n\
+         apiVersion: platform.pave.dev/v1alpha1\nkind: Group\nmetadata: {name: payments-team}\n\
+         spec: {type: team}\n---\n\
+         apiVersion: platform.pave.dev/v1alpha1\nkind: User\nmetadata: {name: jiwoo}\n\
+         spec: {memberOf: [payments-team]}\n",
+    );
+    assert!(
+        screen.contains(
+            "owners in the catalog (a number, or any owner):\r\n  1) payments-team\r\n  2) user:jiwoo\r\n"
+        ),
+        "{screen}"
+    );
+    assert_eq!(catalog_info["spec"]["owner"], "payments-team");
+}
+
+/// Runs the checked-service template on a terminal in a new namespace holding
+/// `manifests`, answering the name and owner 1; returns the screen and the pushed
+/// catalog-info.yaml.
+fn asked(bed: &Bed, prefix: &str, manifests: &str) -> (String, Value) {
+    let ns = bed.env.namespace(prefix);
+    kubectl_ok(bed.env, &["apply", "-n", ns.name(), "-f", "-"], manifests);
     let repo = format!("team/{}.git", ns.name());
     let url = bed.git.create(&repo).unwrap();
     let template = repo_root().join("tests/templates/checked-service");
@@ -625,19 +663,9 @@ fn on_a_terminal_a_missing_parameter_is_asked_for() {
     let out = child.wait_with_output().unwrap();
     let screen = text(&out.stdout);
     assert!(out.status.success(), "{screen}\n{}", text(&out.stderr));
-    assert!(
-        screen.contains("Service — Name\r\n  Lower case, digits and dashes"),
-        "{screen}"
-    );
-    assert!(screen.contains("Service — Owner"), "{screen}");
-    assert!(
-        screen.contains("owners in the catalog (a number, or any owner):\r\n  1) team-known"),
-        "{screen}"
-    );
     let catalog_info: Value =
         serde_yaml::from_str(&bed.pushed(&repo, "catalog-info.yaml")).unwrap();
-    assert_eq!(catalog_info["metadata"]["name"], "asked-name");
-    assert_eq!(catalog_info["spec"]["owner"], "team-known");
+    (screen, catalog_info)
 }
 
 #[test]

@@ -81,13 +81,36 @@ impl Target {
 
     /// The owners the catalog knows, for an OwnerPicker's question.
     pub fn owners(&self) -> Vec<String> {
-        let api =
-            Api::<Component>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
-        let mut owners: Vec<String> = self
-            .runtime
-            .block_on(api.list(&Default::default()))
-            .map(|list| list.items.into_iter().map(|c| c.spec.owner).collect())
-            .unwrap_or_default();
+        let client = &self.cluster.client;
+        let namespace = &self.cluster.namespace;
+        let list = |names: Result<Vec<String>, kube::Error>| names.unwrap_or_default();
+        // The org, when the namespace has one: its Groups by name (owner's default
+        // kind), its Users as `user:` references.
+        let groups = list(self.runtime.block_on(async {
+            let api = Api::<pave_api::Group>::namespaced(client.clone(), namespace);
+            Ok(api.list(&Default::default()).await?.items.into_iter().map(|g| g.name_any()).collect())
+        }));
+        let mut owners = groups;
+        if !owners.is_empty() {
+            owners.extend(list(self.runtime.block_on(async {
+                let api = Api::<pave_api::User>::namespaced(client.clone(), namespace);
+                Ok(api
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .map(|u| format!("user:{}", u.name_any()))
+                    .collect())
+            })));
+        } else {
+            // No org yet: the owners the namespace's Components name.
+            let api = Api::<Component>::namespaced(client.clone(), namespace);
+            owners = self
+                .runtime
+                .block_on(api.list(&Default::default()))
+                .map(|list| list.items.into_iter().map(|c| c.spec.owner).collect())
+                .unwrap_or_default();
+        }
         owners.sort();
         owners.dedup();
         owners
