@@ -226,8 +226,8 @@ fn payment_service_is_ready(ran: &Ran) -> Result<(), String> {
 
 fn every_member_of_the_department(ran: &Ran) -> Result<(), String> {
     ran.succeeded()?;
-    let members: Value = serde_json::from_str(&ran.stdout)
-        .map_err(|e| format!("the members are not JSON ({e})"))?;
+    let members: Value =
+        serde_json::from_str(&ran.stdout).map_err(|e| format!("the members are not JSON ({e})"))?;
     let expected = serde_json::json!(["user:team-payments/jiwoo", "user:team-payments/minseo"]);
     if members == expected {
         Ok(())

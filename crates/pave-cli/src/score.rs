@@ -262,7 +262,15 @@ fn read_catalog(
 }
 
 /// The kinds a pave file may hold that the catalog reads.
-const CATALOG_KINDS: [&str; 7] = ["Component", "Group", "User", "System", "Domain", "API", "Resource"];
+const CATALOG_KINDS: [&str; 7] = [
+    "Component",
+    "Group",
+    "User",
+    "System",
+    "Domain",
+    "API",
+    "Resource",
+];
 
 /// COMPONENT, LEVEL, FAILED RULES, aligned.
 fn table(results: &[Result]) -> String {

@@ -117,7 +117,11 @@ fn fixture(name: &str) -> String {
 
 /// Each component's level, from `-o json`.
 fn levels(out: &Output) -> Vec<(String, Option<String>)> {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     results
         .as_array()

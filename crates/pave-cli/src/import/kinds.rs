@@ -98,10 +98,20 @@ impl Entity {
 impl Entity {
     /// The entity as the catalog graph holds it: its reference and its reference
     /// fields; `default_namespace` stands in for a namespace the object does not name.
-    pub fn catalog_entry(&self, default_namespace: &str) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
-        fn entry<K: CatalogEntity>(object: &K, meta: &ObjectMeta, namespace: &str) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
+    pub fn catalog_entry(
+        &self,
+        default_namespace: &str,
+    ) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
+        fn entry<K: CatalogEntity>(
+            object: &K,
+            meta: &ObjectMeta,
+            namespace: &str,
+        ) -> (pave_catalog::EntityRef, pave_catalog::Refs) {
             let name = meta.name.as_deref().unwrap_or_default();
-            (pave_catalog::EntityRef::new(K::KIND, namespace, name), object.refs())
+            (
+                pave_catalog::EntityRef::new(K::KIND, namespace, name),
+                object.refs(),
+            )
         }
         let meta = self.metadata();
         let namespace = meta.namespace.as_deref().unwrap_or(default_namespace);
@@ -111,7 +121,9 @@ impl Entity {
     /// A pave object of a catalog kind, as JSON (a manifest read from a file).
     pub fn from_pave_object(value: Json) -> Result<Entity, String> {
         fn read<K: DeserializeOwned>(value: Json, wrap: fn(K) -> Entity) -> Result<Entity, String> {
-            serde_json::from_value(value).map(wrap).map_err(|e| e.to_string())
+            serde_json::from_value(value)
+                .map(wrap)
+                .map_err(|e| e.to_string())
         }
         match value["kind"].as_str().unwrap_or_default() {
             "Component" => read(value, Entity::Component),

@@ -88,7 +88,13 @@ impl Target {
         // kind), its Users as `user:` references.
         let groups = list(self.runtime.block_on(async {
             let api = Api::<pave_api::Group>::namespaced(client.clone(), namespace);
-            Ok(api.list(&Default::default()).await?.items.into_iter().map(|g| g.name_any()).collect())
+            Ok(api
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|g| g.name_any())
+                .collect())
         }));
         let mut owners = groups;
         if !owners.is_empty() {
