@@ -74,7 +74,7 @@ bench: testbed
 	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
 	PAVE_ARGOCD_CRDS="$$(bash $(SCRIPTS)/build-argocd.sh crds)" \
 	PAVE_MOTO_SERVER="$$(bash $(SCRIPTS)/install-moto.sh)" \
-	cargo bench -q -p pave-operator --bench catalog_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd --bench failover
+	cargo bench -q -p pave-operator --bench catalog_cluster --bench catalog_kinds_cluster --bench scorecards_cluster --bench environments_cluster --bench gitops_argocd --bench failover
 
 demo: control-plane
 	@bash $(SCRIPTS)/demo.sh
