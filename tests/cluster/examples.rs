@@ -11,11 +11,21 @@ fn examples_apply_and_list_under_the_pave_category() {
     let applied = kubectl_ok(env, &["apply", "-f", examples.to_str().unwrap()], "");
     // examples/backstage/ and examples/port/ hold Backstage's and Port's own files, not
     // Kubernetes objects: `apply -f DIR` without -R must leave them alone (it would fail
-    // on them), so exactly the six objects of examples/*.yaml are applied.
-    assert_eq!(applied.lines().count(), 6, "{applied}");
+    // on them), so exactly the sixteen objects of examples/*.yaml are applied.
+    assert_eq!(applied.lines().count(), 16, "{applied}");
     for object in [
         "configmap/pave-operator-config",
         "namespace/team-payments",
+        "group.platform.pave.dev/platform",
+        "group.platform.pave.dev/payments-team",
+        "group.platform.pave.dev/identity-team",
+        "user.platform.pave.dev/jiwoo",
+        "user.platform.pave.dev/minseo",
+        "domain.platform.pave.dev/commerce",
+        "system.platform.pave.dev/payments",
+        "api.platform.pave.dev/payment-api",
+        "api.platform.pave.dev/user-api",
+        "resource.platform.pave.dev/payments-ledger",
         "component.platform.pave.dev/payment-service",
         "component.platform.pave.dev/user-service",
         "scorecard.platform.pave.dev/service-maturity",

@@ -89,8 +89,13 @@ fn removing_the_database_deletes_it_under_delete() {
     wait_phase(env, ns, "slim", "Ready");
     let obj = settled(env, ns, "slim");
     assert_eq!(condition(&obj, "Synced").unwrap()["status"], "True");
+    // By role, the name's last part: the id before it is hex, and may hold "db".
+    use pave_cloud::plan::roles;
+    let database = [roles::DB, roles::SG_DB, roles::DB_SUBNETS].map(|r| format!("-{r}"));
     assert!(
-        !status_names(&obj).iter().any(|n| n.contains("db")),
+        !status_names(&obj)
+            .iter()
+            .any(|n| database.iter().any(|r| n.ends_with(r))),
         "{}",
         obj["status"]
     );

@@ -153,7 +153,9 @@ fn cluster_without_pave_crds_waits_naming_the_fix_then_starts() {
     let env = TestEnv::start(Options::default()).expect("start a test bed without CRDs");
     let mut operator = Operator::start(&env);
     let problem = "CRDs components.platform.pave.dev, developerenvironments.platform.pave.dev, \
-         scorecards.platform.pave.dev are not installed: install pave's CRDs with \
+         scorecards.platform.pave.dev, groups.platform.pave.dev, users.platform.pave.dev, \
+         systems.platform.pave.dev, domains.platform.pave.dev, apis.platform.pave.dev, \
+         resources.platform.pave.dev are not installed: install pave's CRDs with \
          'kubectl apply --server-side -f crds/' (or 'kubectl pave crds | kubectl apply \
          --server-side -f -', or the chart without --skip-crds); pave starts once they are served";
     eventually(

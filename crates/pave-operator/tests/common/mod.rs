@@ -39,6 +39,8 @@ pub struct Operator {
     child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<String>>,
+    /// Copies stderr into `log` until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Operator {
@@ -146,7 +148,7 @@ impl Operator {
         let (addr_tx, addr_rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = listening_address(&line) {
                     let _ = addr_tx.send(addr);
@@ -157,7 +159,12 @@ impl Operator {
             }
         });
         match addr_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Operator { child, addr, log },
+            Ok(addr) => Operator {
+                child,
+                addr,
+                log,
+                reader: Some(reader),
+            },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().unwrap();
@@ -229,6 +236,11 @@ impl Operator {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Everything it wrote before it exited is in `log` once the reader
+                // has seen the pipe close; a test reading the log next sees it all.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return status;
             }
             if started.elapsed() >= within {

@@ -106,22 +106,22 @@ fn a_file_two_locations_name_is_read_once() {
         "root.yaml",
         &location(&["./left.yaml", "./right/right.yaml"], ""),
     );
-    let left = format!("{}---\n{}", location(&["./shared.yaml"], ""), group("left"));
+    let left = format!("{}---\n{}", location(&["./common.yaml"], ""), group("left"));
     catalog.write("left.yaml", &left);
     let right = format!(
         "{}---\n{}",
-        location(&["../shared.yaml"], ""),
+        location(&["../common.yaml"], ""),
         group("right")
     );
     catalog.write("right/right.yaml", &right);
-    catalog.write("shared.yaml", &group("shared"));
+    catalog.write("common.yaml", &group("common"));
     let outcome = catalog.import(&["root.yaml"]);
     assert_eq!(messages(&outcome), Vec::<String>::new());
-    assert_eq!(names(&outcome), ["shared", "left", "right"]);
+    assert_eq!(names(&outcome), ["common", "left", "right"]);
     // So is a file named on the command line and by a Location.
-    let outcome = catalog.import(&["root.yaml", "shared.yaml", "root.yaml"]);
+    let outcome = catalog.import(&["root.yaml", "common.yaml", "root.yaml"]);
     assert_eq!(messages(&outcome), Vec::<String>::new());
-    assert_eq!(names(&outcome), ["shared", "left", "right"]);
+    assert_eq!(names(&outcome), ["common", "left", "right"]);
 }
 
 #[test]
