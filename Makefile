@@ -28,7 +28,7 @@ help:
 	@echo "make crds   regenerate crds/ from the Rust types"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make image  the operator's image as an OCI archive (no Docker needed)"
-	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog, scorecards, environments, GitOps (Argo CD) and leader failover on a real control plane"
+	@echo "make bench  benchmarks: catalog and scorecard engines in memory; catalog (Components, then a whole org of every kind), scorecards, environments, GitOps (Argo CD) and leader failover on a real control plane"
 
 # Builds the control plane from upstream Go modules (cached by version) and installs
 # moto into its own virtualenv: what the demo needs.
