@@ -43,7 +43,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-use pave_api::Component;
 use regex::Regex;
 use serde_yaml::Value;
 
@@ -105,9 +104,6 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub entities: Vec<Entity>,
-    /// The Components among `entities`, for callers that use only those
-    /// (`kubectl pave score`).
-    pub components: Vec<Component>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -253,17 +249,8 @@ impl<'a> Importer<'a> {
     }
 
     fn finish(self) -> Outcome {
-        let components = self
-            .entities
-            .iter()
-            .filter_map(|entity| match entity {
-                Entity::Component(component) => Some(component.clone()),
-                _ => None,
-            })
-            .collect();
         Outcome {
             entities: self.entities,
-            components,
             diagnostics: self.diagnostics,
         }
     }

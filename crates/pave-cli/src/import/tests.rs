@@ -17,6 +17,18 @@ use super::*;
 
 const ARTICLE: &str = include_str!("../../../../examples/backstage/catalog-info.yaml");
 
+/// The Components among what an import made.
+fn components(outcome: &Outcome) -> Vec<&pave_api::Component> {
+    outcome
+        .entities
+        .iter()
+        .filter_map(|entity| match entity {
+            Entity::Component(component) => Some(component),
+            _ => None,
+        })
+        .collect()
+}
+
 fn source(name: &str, text: &str) -> Source {
     Source {
         name: name.to_owned(),
@@ -63,8 +75,9 @@ fn component_with(metadata: &str, spec_extra: &str) -> String {
 fn the_articles_catalog_info_imports_field_by_field() {
     let outcome = one(ARTICLE);
     assert_eq!(messages(&outcome), Vec::<String>::new());
-    let [component] = outcome.components.as_slice() else {
-        panic!("expected one Component: {:#?}", outcome.components);
+    let components = components(&outcome);
+    let [component] = components.as_slice() else {
+        panic!("expected one Component: {components:#?}");
     };
     let meta = &component.metadata;
     assert_eq!(meta.name.as_deref(), Some("payment-service"));
@@ -135,7 +148,7 @@ spec:
 ";
     let outcome = one(text);
     assert_eq!(messages(&outcome), Vec::<String>::new());
-    let component = &outcome.components[0];
+    let component = &components(&outcome)[0];
     assert_eq!(
         component.metadata.namespace.as_deref(),
         Some("team-identity")
@@ -192,14 +205,14 @@ fn the_namespace_option_replaces_every_files_namespace() {
     ];
     let outcome = import(&sources, Some("imported"));
     assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
-    for component in &outcome.components {
+    for component in components(&outcome) {
         assert_eq!(component.metadata.namespace.as_deref(), Some("imported"));
     }
     // Without it, an explicit `default` is kept: the user wrote it.
     let explicit_default = component_with("  namespace: default\n", "");
     let outcome = one(&explicit_default);
     assert_eq!(
-        outcome.components[0].metadata.namespace.as_deref(),
+        components(&outcome)[0].metadata.namespace.as_deref(),
         Some("default")
     );
 }
@@ -237,9 +250,12 @@ fn fields_pave_has_no_place_for_are_dropped_with_a_warning() {
     );
     let outcome = one(&text);
     assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
-    assert_eq!(outcome.components.len(), 1);
+    assert_eq!(components(&outcome).len(), 1);
     // pave has dependencyOf now, so it is kept rather than dropped.
-    assert_eq!(outcome.components[0].spec.dependency_of, ["component:web"]);
+    assert_eq!(
+        components(&outcome)[0].spec.dependency_of,
+        ["component:web"]
+    );
     let messages = messages(&outcome);
     assert_eq!(
         messages,
@@ -259,8 +275,8 @@ fn pave_only_fields_are_not_read_from_a_backstage_spec() {
     let text = component_with("", "  title: Svc\n  properties: {coverage: 80}\n");
     let outcome = one(&text);
     assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
-    assert_eq!(outcome.components[0].spec.title, None);
-    assert_eq!(outcome.components[0].spec.properties, None);
+    assert_eq!(components(&outcome)[0].spec.title, None);
+    assert_eq!(components(&outcome)[0].spec.properties, None);
     let messages = messages(&outcome);
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages[0].starts_with("catalog-info.yaml:9: warning: spec.title: "));
@@ -277,7 +293,7 @@ fn the_namespace_option_moves_references_that_name_a_namespace() {
     .replace("owner: team-a", "owner: group:default/team-a");
     let outcome = import(&[source("catalog-info.yaml", &text)], Some("imported"));
     assert_eq!(outcome.errors(), 0, "{:#?}", outcome.diagnostics);
-    let spec = &outcome.components[0].spec;
+    let spec = &components(&outcome)[0].spec;
     assert_eq!(spec.owner, "group:imported/team-a");
     assert_eq!(spec.system.as_deref(), Some("system:imported/payments"));
     assert_eq!(
@@ -287,7 +303,7 @@ fn the_namespace_option_moves_references_that_name_a_namespace() {
     assert_eq!(spec.consumes_apis, ["imported/audit-api"]);
     // Without it, references are kept as written, as the namespaces are.
     let outcome = one(&text);
-    assert_eq!(outcome.components[0].spec.owner, "group:default/team-a");
+    assert_eq!(components(&outcome)[0].spec.owner, "group:default/team-a");
 }
 
 #[test]
@@ -534,7 +550,7 @@ fn one_name_twice_is_an_error_across_files() {
     let other = component_with("  namespace: team-b\n", "");
     let outcome = import(&[source("a.yaml", &text), source("b.yaml", &other)], None);
     assert_eq!(outcome.errors(), 0);
-    assert_eq!(outcome.components.len(), 2);
+    assert_eq!(components(&outcome).len(), 2);
 }
 
 #[test]
@@ -566,10 +582,10 @@ fn the_output_is_one_yaml_stream_that_reads_back_as_components() {
     let outcome = import(&sources, None);
     let yaml = to_yaml(&outcome.entities);
     assert_eq!(yaml.matches("\n---\n").count(), 1, "{yaml}");
-    let read_back: Vec<Component> = serde_yaml::Deserializer::from_str(&yaml)
+    let read_back: Vec<pave_api::Component> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|document| serde::Deserialize::deserialize(document).unwrap())
         .collect();
-    assert_eq!(read_back, outcome.components);
+    assert_eq!(read_back.iter().collect::<Vec<_>>(), components(&outcome));
     assert!(yaml.starts_with("apiVersion: platform.pave.dev/v1alpha1\nkind: Component\n"));
 }
 
