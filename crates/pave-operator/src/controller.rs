@@ -578,6 +578,9 @@ mod tests {
                 Box::new(status),
             )))
         };
+        let _logging = crate::readiness::LOGGING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let readiness = Arc::new(Readiness::new(&[]));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let events: Vec<Result<watcher::Event<()>, watcher::Error>> = vec![

@@ -148,6 +148,13 @@ impl Readiness {
     }
 }
 
+/// Held by every test that logs through a `Readiness`. tracing caches per callsite
+/// whether anyone wants its events; a test thread without a subscriber registering
+/// a callsite while another test is installing its own can leave the cached answer
+/// "no", and the other test's log then misses the line.
+#[cfg(test)]
+pub(crate) static LOGGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +163,9 @@ mod tests {
 
     #[test]
     fn problems_come_before_waiting_controllers_and_go_when_resolved() {
+        let _logging = LOGGING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let readiness = Readiness::new(&["pave-catalog"]);
         readiness.report("crds", "CRDs are not installed".into());
         readiness.report("crds", "CRDs are not installed".into());
@@ -173,6 +183,9 @@ mod tests {
 
     #[test]
     fn a_standby_is_ready_without_a_sync_but_not_with_a_problem() {
+        let _logging = LOGGING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let readiness = Readiness::new(&["pave-catalog"]);
         readiness.set_standby(true);
         assert_eq!(readiness.not_ready(), None);
@@ -193,6 +206,9 @@ mod tests {
     /// wording changes between retries, and a line when it is resolved.
     #[test]
     fn a_problem_is_logged_once_while_open_whatever_its_wording() {
+        let _logging = LOGGING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
         let sink = lines.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -203,6 +219,7 @@ mod tests {
             .finish();
         let readiness = Readiness::new(&[]);
         tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
             readiness.report("aws", "no AWS credentials: IMDS timed out".into());
             readiness.report("aws", "no AWS credentials: IMDS refused".into());
             readiness.report("aws", "no AWS credentials: IMDS refused".into());
