@@ -4,22 +4,19 @@
 use std::sync::Arc;
 
 use futures::channel::mpsc;
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use pave_api::Component;
 use pave_api::component::{ComponentStatus, Score};
 use pave_catalog::{EntityRef, EntityView};
 
+use super::CatalogHandle;
 use super::ready::{ready_condition, ready_conditions, relations, unresolved_refs};
 use super::state::key_of;
-use super::{CONCURRENCY, CatalogHandle};
-use crate::controller::{self, Context, Observed, Shared, report_watch};
+use crate::controller::{self, Context, Observed, Shared};
 use crate::error::Error;
 use crate::scoring;
 
@@ -46,38 +43,7 @@ pub async fn run(
     triggered: mpsc::UnboundedReceiver<EntityRef>,
     background: impl std::future::Future<Output = ()>,
 ) {
-    let (reader, writer) = reflector::store::<DeserializeGuard<Component>>();
-    // Feeds the catalog in the stream itself, before the controller sees the object.
-    let components = {
-        let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
-        let events = watcher(
-            Api::<DeserializeGuard<Component>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff();
-        report_watch(
-            events,
-            shared.readiness.clone(),
-            "components.platform.pave.dev",
-        )
-        // The store keeps every Component; managed fields and kubectl's copy of the
-        // last applied spec are most of an object's size and nothing here reads them.
-        .modify(|obj| {
-            obj.managed_fields_mut().clear();
-            obj.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-        })
-        .reflect(writer)
-        .inspect_ok(move |event| {
-            catalog.feed(&metrics, |state| state.on_entity::<Component>(event))
-        })
-        .touched_objects()
-    };
-    let triggered = triggered.map(|e| ObjectRef::new(&e.name).within(&e.namespace));
-    let queue = shared.metrics.queue(NAME);
-    let controller = Controller::for_stream(queue.track(components), reader)
-        .reconcile_on(queue.track_refs(triggered))
-        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let controller = super::kinds::controller::<Component>(&shared, &catalog, triggered);
     let reconcile = move |obj: Arc<DeserializeGuard<Component>>, ctx: Arc<Context>| {
         let catalog = catalog.clone();
         async move { reconcile(obj, ctx, catalog).await }

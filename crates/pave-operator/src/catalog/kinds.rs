@@ -146,13 +146,14 @@ impl EntityKind for Group {
     }
 }
 
-/// Runs the controller of one kind around Components: its watch feeds the catalog,
-/// and it writes the status of each object the catalog names.
-pub async fn run<K: EntityKind>(
-    shared: Shared,
-    catalog: CatalogHandle,
+/// The controller of catalog kind `K`, unstarted: its watch feeds the catalog in the
+/// stream itself, before the controller sees the object, and the catalog's triggers
+/// for `K` reach it.
+pub fn controller<K: CatalogKind>(
+    shared: &Shared,
+    catalog: &CatalogHandle,
     triggered: mpsc::UnboundedReceiver<EntityRef>,
-) {
+) -> Controller<DeserializeGuard<K>> {
     let (reader, writer) = reflector::store::<DeserializeGuard<K>>();
     let objects = {
         let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
@@ -162,6 +163,8 @@ pub async fn run<K: EntityKind>(
         )
         .default_backoff();
         report_watch(events, shared.readiness.clone(), K::RESOURCE)
+            // The store keeps every object; managed fields and kubectl's copy of the
+            // last applied spec are most of its size and nothing here reads them.
             .modify(|obj| {
                 obj.managed_fields_mut().clear();
                 obj.annotations_mut()
@@ -173,9 +176,19 @@ pub async fn run<K: EntityKind>(
     };
     let triggered = triggered.map(|e| ObjectRef::new(&e.name).within(&e.namespace));
     let queue = shared.metrics.queue(K::CONTROLLER);
-    let controller = Controller::for_stream(queue.track(objects), reader)
+    Controller::for_stream(queue.track(objects), reader)
         .reconcile_on(queue.track_refs(triggered))
-        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
+}
+
+/// Runs the controller of one kind around Components: its watch feeds the catalog,
+/// and it writes the status of each object the catalog names.
+pub async fn run<K: EntityKind>(
+    shared: Shared,
+    catalog: CatalogHandle,
+    triggered: mpsc::UnboundedReceiver<EntityRef>,
+) {
+    let controller = controller::<K>(&shared, &catalog, triggered);
     let reconcile = move |obj: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
         let catalog = catalog.clone();
         async move { reconcile(obj, ctx, catalog).await }
