@@ -351,7 +351,9 @@ where
     events.inspect(move |event| match event {
         // Init only says a list is about to start; it comes before each attempt.
         Ok(watcher::Event::Init) => {}
-        Ok(_) => readiness.resolve(&about),
+        Ok(_) => {
+            readiness.resolve(&about);
+        }
         Err(error) => {
             if let Some(problem) = watch_problem(resource, error) {
                 readiness.report(&about, problem);
@@ -570,9 +572,6 @@ mod tests {
     /// once) until the list succeeds, and 410 Gone, the routine end of a watch, is no
     /// problem at all.
     #[tokio::test]
-    // The lock only keeps the tests that log through a Readiness apart; this test's
-    // runtime is its own, and nothing else it awaits takes the lock.
-    #[allow(clippy::await_holding_lock)]
     async fn a_failing_watch_is_one_problem_until_a_list_succeeds() {
         let forbidden = || {
             let mut status = kube::core::Status::failure("components is forbidden", "Forbidden");
@@ -581,9 +580,6 @@ mod tests {
                 Box::new(status),
             )))
         };
-        let _logging = crate::readiness::LOGGING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let readiness = Arc::new(Readiness::new(&[]));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let events: Vec<Result<watcher::Event<()>, watcher::Error>> = vec![
