@@ -44,7 +44,7 @@ pub async fn run(shared: Shared, catalog: CatalogHandle) {
         let catalog = catalog.clone();
         let events = watcher(
             Api::<DeserializeGuard<Scorecard>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
+            controller::watch_config(),
         )
         .default_backoff();
         report_watch(

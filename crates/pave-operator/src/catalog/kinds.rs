@@ -159,7 +159,7 @@ pub fn controller<K: CatalogKind>(
         let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
         let events = watcher(
             Api::<DeserializeGuard<K>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
+            controller::watch_config(),
         )
         .default_backoff();
         report_watch(events, shared.readiness.clone(), K::RESOURCE)

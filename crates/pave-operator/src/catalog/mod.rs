@@ -35,7 +35,7 @@ use pave_catalog::{EntityRef, Kind};
 use tokio::sync::Notify;
 use tracing::debug;
 
-use crate::controller::{Shared, report_watch};
+use crate::controller::{self, Shared, report_watch};
 use crate::environment::RESOURCE as ENVIRONMENTS;
 use crate::metrics::Metrics;
 use crate::scoring::{self, ParsedScorecard};
@@ -173,7 +173,7 @@ pub async fn run(shared: Shared, catalog: CatalogHandle, mut triggered: Triggere
         let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
         let events = watcher(
             Api::<PartialObjectMeta<DeveloperEnvironment>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
+            controller::watch_config(),
         )
         .default_backoff();
         report_watch(events, readiness.clone(), ENVIRONMENTS).for_each(move |event| {
@@ -187,7 +187,7 @@ pub async fn run(shared: Shared, catalog: CatalogHandle, mut triggered: Triggere
         let (catalog, metrics) = (catalog.clone(), shared.metrics.clone());
         let events = watcher(
             Api::<PartialObjectMeta<Namespace>>::all(shared.client.clone()),
-            watcher::Config::default().any_semantic(),
+            controller::watch_config(),
         )
         .default_backoff();
         report_watch(events, readiness.clone(), "namespaces").for_each(move |event| {

@@ -20,11 +20,10 @@ use crate::scoring::{self, Outcome, ParsedScorecard};
 /// The catalog and what the controllers know about how current it is.
 pub(super) struct State {
     pub catalog: Catalog,
-    /// The generation of each object as last fed into the catalog. A reconcile
-    /// writes only when its object is that generation.
-    fed: HashMap<EntityRef, i64>,
+    /// Every object of a catalog kind, as last fed into the catalog.
+    fed: HashMap<EntityRef, Fed>,
     /// Each catalog kind's listing.
-    listings: HashMap<Kind, Listing>,
+    listings: HashMap<Kind, KindListing>,
     environments: Listing,
     /// Every Scorecard, parsed, in the order their scores appear on a Component.
     scorecards: BTreeMap<String, Arc<ParsedScorecard>>,
@@ -39,6 +38,22 @@ pub(super) struct State {
     pub namespace_labels: HashMap<String, Arc<BTreeMap<String, String>>>,
     namespace_listing: Listing,
     pub synced: bool,
+}
+
+/// An object of a catalog kind as the catalog has it.
+struct Fed {
+    /// Its generation: a reconcile writes only when its object is that generation.
+    generation: i64,
+    /// Seen by the relist under way (meaningless while none is).
+    listed: bool,
+}
+
+/// A catalog kind's listing progress. The objects a relist has seen are marked in
+/// `fed` rather than kept in a set of their own: at 100,000 Components a second
+/// copy of every name is megabytes.
+#[derive(Default)]
+struct KindListing {
+    done_once: bool,
 }
 
 /// One watch's listing progress: what a (re)list has seen so far, so objects deleted
@@ -62,7 +77,10 @@ impl State {
         State {
             catalog,
             fed: HashMap::new(),
-            listings: KINDS.into_iter().map(|k| (k, Listing::default())).collect(),
+            listings: KINDS
+                .into_iter()
+                .map(|k| (k, KindListing::default()))
+                .collect(),
             environments: Listing::default(),
             scorecards: BTreeMap::new(),
             ordered_scorecards: Arc::default(),
@@ -75,7 +93,7 @@ impl State {
         }
     }
 
-    fn listing(&mut self, kind: &Kind) -> &mut Listing {
+    fn listing(&mut self, kind: &Kind) -> &mut KindListing {
         self.listings
             .get_mut(kind)
             .expect("a listing per catalog kind")
@@ -88,7 +106,11 @@ impl State {
     ) -> Vec<EntityRef> {
         match event {
             watcher::Event::Init => {
-                self.listing(&K::KIND).relisting = Some(HashSet::new());
+                for (entity, fed) in &mut self.fed {
+                    if entity.kind == K::KIND {
+                        fed.listed = false;
+                    }
+                }
                 vec![]
             }
             watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
@@ -96,14 +118,12 @@ impl State {
                 // controller reports it on the object.
                 let Ok(object) = &obj.0 else { return vec![] };
                 let key = key_of(object);
-                let listing = self.listing(&K::KIND);
-                if let Some(listed) = &mut listing.relisting {
-                    listed.insert(key.clone());
-                }
-                listing.known.insert(key.clone());
                 let entity = EntityRef::new(K::KIND, &key.0, &key.1);
-                self.fed
-                    .insert(entity.clone(), object.meta().generation.unwrap_or_default());
+                let fed = Fed {
+                    generation: object.meta().generation.unwrap_or_default(),
+                    listed: true,
+                };
+                self.fed.insert(entity.clone(), fed);
                 self.catalog.upsert(entity, &object.refs())
             }
             watcher::Event::Delete(obj) => {
@@ -112,9 +132,12 @@ impl State {
             }
             watcher::Event::InitDone => {
                 let mut affected = vec![];
-                let listing = self.listing(&K::KIND);
-                let listed = listing.relisting.take().unwrap_or_default();
-                let gone: Vec<Key> = listing.known.difference(&listed).cloned().collect();
+                let gone: Vec<Key> = self
+                    .fed
+                    .iter()
+                    .filter(|(entity, fed)| entity.kind == K::KIND && !fed.listed)
+                    .map(|(entity, _)| (entity.namespace.clone(), entity.name.clone()))
+                    .collect();
                 for key in gone {
                     affected.extend(self.forget(&K::KIND, &key));
                 }
@@ -126,7 +149,6 @@ impl State {
     }
 
     fn forget(&mut self, kind: &Kind, key: &Key) -> Vec<EntityRef> {
-        self.listing(kind).known.remove(key);
         let entity = EntityRef::new(kind.clone(), &key.0, &key.1);
         self.fed.remove(&entity);
         if *kind == Kind::Component
@@ -332,19 +354,23 @@ impl State {
     }
 
     /// Records a Component's evaluation; the Scorecards it touches need a new summary.
+    /// A Component no Scorecard selects keeps no entry.
     pub fn record_outcomes(&mut self, key: Key, outcomes: Vec<Outcome>) -> bool {
-        let old = self.outcomes.get(&key);
-        if old == Some(&outcomes) {
+        let old = self.outcomes.get(&key).map_or(&[][..], Vec::as_slice);
+        if old == outcomes.as_slice() {
             return false;
         }
         let touched = old
-            .into_iter()
-            .flatten()
+            .iter()
             .chain(&outcomes)
             .map(|o| o.scorecard.clone())
             .collect::<Vec<_>>();
         self.stale_summaries.extend(touched);
-        self.outcomes.insert(key, outcomes);
+        if outcomes.is_empty() {
+            self.outcomes.remove(&key);
+        } else {
+            self.outcomes.insert(key, outcomes);
+        }
         true
     }
 
@@ -355,7 +381,8 @@ impl State {
             &object.namespace().unwrap_or_default(),
             &object.name_any(),
         );
-        let current = self.synced && self.fed.get(&entity) == object.meta().generation.as_ref();
+        let current = self.synced
+            && self.fed.get(&entity).map(|fed| fed.generation) == object.meta().generation;
         if !current {
             return None;
         }

@@ -124,7 +124,7 @@ pub async fn run(shared: Shared, config: Arc<OperatorConfig>, cluster_id: Option
     let (reader, writer) = reflector::store::<DeserializeGuard<DeveloperEnvironment>>();
     let events = watcher(
         Api::<DeserializeGuard<DeveloperEnvironment>>::all(shared.client.clone()),
-        watcher::Config::default().any_semantic(),
+        controller::watch_config(),
     )
     .default_backoff();
     shared.metrics.count_environments({
