@@ -16,6 +16,7 @@ use pave_catalog::{EntityRef, EntityView};
 use super::CatalogHandle;
 use super::ready::{ready_condition, ready_conditions, relations, unresolved_refs};
 use super::state::key_of;
+use super::trim::differs;
 use crate::controller::{self, Context, Observed, Shared};
 use crate::error::Error;
 use crate::scoring;
@@ -58,9 +59,9 @@ async fn reconcile(
 ) -> Result<Action, Error> {
     let component = ctx.accept(&obj).await?;
     // Not yet current: the catalog triggers this Component again once it is.
-    let (view, scorecards, namespace_labels) = {
+    let (view, current_lists, scorecards, namespace_labels) = {
         let state = catalog.lock();
-        let Some(view) = state.view_for(component) else {
+        let Some((view, current_lists)) = state.view_for(component) else {
             return Ok(Action::await_change());
         };
         let namespace = component.namespace().unwrap_or_default();
@@ -69,7 +70,12 @@ async fn reconcile(
             .get(&namespace)
             .cloned()
             .unwrap_or_default();
-        (view, state.ordered_scorecards.clone(), labels)
+        (
+            view,
+            current_lists,
+            state.ordered_scorecards.clone(),
+            labels,
+        )
     };
     let outcomes = scoring::evaluate(
         &scoring::entity(component, Some(&view)),
@@ -85,8 +91,8 @@ async fn reconcile(
     let current = component.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let scores = scoring::scores(&outcomes, &current.scores, now);
-    if let Some(status) = desired_status(&current, component.meta().generation, &view, scores, now)
-    {
+    let generation = component.meta().generation;
+    if let Some(status) = desired_status(&current, current_lists, generation, &view, scores, now) {
         let api = Api::<Component>::namespaced(
             ctx.client.clone(),
             &component.namespace().unwrap_or_default(),
@@ -97,9 +103,10 @@ async fn reconcile(
 }
 
 /// The status the catalog wants for a Component (only the fields `pave-catalog` owns),
-/// or `None` when `current` already says it.
+/// or `None` when `current` (whose lists' digest is `current_lists`) already says it.
 fn desired_status(
     current: &ComponentStatus,
+    current_lists: u64,
     generation: Option<i64>,
     view: &EntityView,
     scores: Vec<Score>,
@@ -120,17 +127,30 @@ fn desired_status(
         impact: Some(i64::from(view.impact)),
         scores,
     };
-    (wanted != *current).then_some(wanted)
+    differs(&wanted, current, current_lists).then_some(wanted)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::trim::CatalogStatus;
     use super::*;
     use pave_api::conditions::{self, READY};
     use pave_catalog::{Catalog, Kind, Refs};
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    /// The digest of a Component without a status.
+    fn none() -> u64 {
+        ComponentStatus::default().lists_digest()
+    }
+
+    /// `status` as the store keeps it.
+    fn trimmed(status: &ComponentStatus) -> ComponentStatus {
+        let mut status = status.clone();
+        status.clear_lists();
+        status
     }
 
     /// A catalog whose namespace `ns` has its org: the Group `team`.
@@ -152,8 +172,15 @@ mod tests {
             },
         );
         let view = catalog.view("ns", "a").unwrap();
-        let status =
-            desired_status(&ComponentStatus::default(), Some(1), &view, vec![], at(10)).unwrap();
+        let status = desired_status(
+            &ComponentStatus::default(),
+            none(),
+            Some(1),
+            &view,
+            vec![],
+            at(10),
+        )
+        .unwrap();
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -180,8 +207,15 @@ mod tests {
             },
         );
         let view = catalog.view("ns", "a").unwrap();
-        let status =
-            desired_status(&ComponentStatus::default(), Some(1), &view, vec![], at(10)).unwrap();
+        let status = desired_status(
+            &ComponentStatus::default(),
+            none(),
+            Some(1),
+            &view,
+            vec![],
+            at(10),
+        )
+        .unwrap();
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -193,7 +227,14 @@ mod tests {
         );
         assert_eq!(status.unresolved_refs, ["component:ns/b"]);
         assert_eq!(
-            desired_status(&status, Some(1), &view, vec![], at(20)),
+            desired_status(
+                &trimmed(&status),
+                status.lists_digest(),
+                Some(1),
+                &view,
+                vec![],
+                at(20)
+            ),
             None,
             "the same answer later is no write"
         );

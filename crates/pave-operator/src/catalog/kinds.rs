@@ -15,6 +15,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use pave_api::component::ComponentStatus;
 use pave_api::entity::EntityStatus;
 use pave_api::{ApiEntity, Component, Domain, Group, GroupStatus, Resource as CatalogResource};
 use pave_api::{CatalogEntity, System, User};
@@ -23,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ready::{entity_status, references};
+use super::trim::{CatalogStatus, differs, trim_event};
 use super::{CONCURRENCY, CatalogHandle};
 use crate::controller::{self, Context, Shared, report_watch};
 use crate::error::Error;
@@ -46,7 +48,7 @@ pub const KINDS: [Kind; 7] = [
 ];
 
 /// A catalog kind as a controller runs it: its kind and reference fields
-/// (`CatalogEntity`), its controller and its watch.
+/// (`CatalogEntity`), its controller, its watch and its status.
 pub trait CatalogKind:
     CatalogEntity
     + Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -62,48 +64,39 @@ pub trait CatalogKind:
     const CONTROLLER: &'static str;
     /// `plural.group`, as readiness names the watch.
     const RESOURCE: &'static str;
+    type Status: CatalogStatus + Serialize + Debug + Send + Sync;
+    fn status(&self) -> Option<&Self::Status>;
+    fn status_mut(&mut self) -> Option<&mut Self::Status>;
 }
 
-impl CatalogKind for Component {
-    const RESOURCE: &'static str = "components.platform.pave.dev";
-    const CONTROLLER: &'static str = super::component::NAME;
+macro_rules! catalog_kind {
+    ($($kind:ty: $status:ty, $resource:literal, $controller:expr;)*) => {$(
+        impl CatalogKind for $kind {
+            const RESOURCE: &'static str = $resource;
+            const CONTROLLER: &'static str = $controller;
+            type Status = $status;
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn status_mut(&mut self) -> Option<&mut $status> {
+                self.status.as_mut()
+            }
+        }
+    )*};
 }
-
-impl CatalogKind for Group {
-    const RESOURCE: &'static str = "groups.platform.pave.dev";
-    const CONTROLLER: &'static str = GROUPS;
-}
-
-impl CatalogKind for User {
-    const RESOURCE: &'static str = "users.platform.pave.dev";
-    const CONTROLLER: &'static str = USERS;
-}
-
-impl CatalogKind for System {
-    const RESOURCE: &'static str = "systems.platform.pave.dev";
-    const CONTROLLER: &'static str = SYSTEMS;
-}
-
-impl CatalogKind for Domain {
-    const RESOURCE: &'static str = "domains.platform.pave.dev";
-    const CONTROLLER: &'static str = DOMAINS;
-}
-
-impl CatalogKind for ApiEntity {
-    const RESOURCE: &'static str = "apis.platform.pave.dev";
-    const CONTROLLER: &'static str = APIS;
-}
-
-impl CatalogKind for CatalogResource {
-    const RESOURCE: &'static str = "resources.platform.pave.dev";
-    const CONTROLLER: &'static str = RESOURCES;
+catalog_kind! {
+    Component: ComponentStatus, "components.platform.pave.dev", super::component::NAME;
+    Group: GroupStatus, "groups.platform.pave.dev", GROUPS;
+    User: EntityStatus, "users.platform.pave.dev", USERS;
+    System: EntityStatus, "systems.platform.pave.dev", SYSTEMS;
+    Domain: EntityStatus, "domains.platform.pave.dev", DOMAINS;
+    ApiEntity: EntityStatus, "apis.platform.pave.dev", APIS;
+    CatalogResource: EntityStatus, "resources.platform.pave.dev", RESOURCES;
 }
 
 /// A kind whose status is the catalog's alone (every kind but Component, whose
 /// status also carries impact and scores).
 pub trait EntityKind: CatalogKind {
-    type Status: Serialize + Debug + Clone + Default + PartialEq + Send + Sync;
-    fn current(&self) -> Option<&Self::Status>;
     /// The status the catalog wants, from the common part `entity` and the view.
     fn wanted(entity: EntityStatus, view: &EntityView) -> Self::Status;
     /// The common part of a status.
@@ -113,10 +106,6 @@ pub trait EntityKind: CatalogKind {
 macro_rules! entity_kind {
     ($($kind:ty),*) => {$(
         impl EntityKind for $kind {
-            type Status = EntityStatus;
-            fn current(&self) -> Option<&EntityStatus> {
-                self.status.as_ref()
-            }
             fn wanted(entity: EntityStatus, _view: &EntityView) -> EntityStatus {
                 entity
             }
@@ -129,10 +118,6 @@ macro_rules! entity_kind {
 entity_kind!(User, System, Domain, ApiEntity, CatalogResource);
 
 impl EntityKind for Group {
-    type Status = GroupStatus;
-    fn current(&self) -> Option<&GroupStatus> {
-        self.status.as_ref()
-    }
     fn wanted(entity: EntityStatus, view: &EntityView) -> GroupStatus {
         let members = references(&view.members);
         GroupStatus {
@@ -162,16 +147,15 @@ pub fn controller<K: CatalogKind>(
             controller::watch_config(),
         )
         .default_backoff();
+        // The catalog is fed the whole object (with the digest of its status lists),
+        // then the store gets it trimmed (see `trim`).
         report_watch(events, shared.readiness.clone(), K::RESOURCE)
-            // The store keeps every object; managed fields and kubectl's copy of the
-            // last applied spec are most of its size and nothing here reads them.
-            .modify(|obj| {
-                obj.managed_fields_mut().clear();
-                obj.annotations_mut()
-                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            .map_ok(move |mut event| {
+                catalog.feed(&metrics, |state| state.on_entity::<K>(&event));
+                trim_event(&mut event);
+                event
             })
             .reflect(writer)
-            .inspect_ok(move |event| catalog.feed(&metrics, |state| state.on_entity::<K>(event)))
             .touched_objects()
     };
     let triggered = triggered.map(|e| ObjectRef::new(&e.name).within(&e.namespace));
@@ -203,11 +187,12 @@ async fn reconcile<K: EntityKind>(
 ) -> Result<Action, Error> {
     let object = ctx.accept(&obj).await?;
     // Not yet current: the catalog triggers this object again once it is.
-    let Some(view) = catalog.lock().view_for(object) else {
+    let Some((view, current_lists)) = catalog.lock().view_for(object) else {
         return Ok(Action::await_change());
     };
-    let current = object.current().cloned().unwrap_or_default();
-    if let Some(status) = desired::<K>(&current, object.meta().generation, &view, Timestamp::now())
+    let current = object.status().cloned().unwrap_or_default();
+    let generation = object.meta().generation;
+    if let Some(status) = desired::<K>(&current, current_lists, generation, &view, Timestamp::now())
     {
         let api = Api::<K>::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
         ctx.apply_status(&api, object, status).await?;
@@ -216,16 +201,17 @@ async fn reconcile<K: EntityKind>(
 }
 
 /// The status the catalog wants for an object of kind `K`, or `None` when `current`
-/// already says it.
+/// (whose lists' digest is `current_lists`) already says it.
 fn desired<K: EntityKind>(
     current: &K::Status,
+    current_lists: u64,
     generation: Option<i64>,
     view: &EntityView,
     now: Timestamp,
 ) -> Option<K::Status> {
     let entity = entity_status(K::entity(current), generation, view, now);
     let wanted = K::wanted(entity, view);
-    (wanted != *current).then_some(wanted)
+    differs(&wanted, current, current_lists).then_some(wanted)
 }
 
 #[cfg(test)]
@@ -237,6 +223,18 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    /// The digest of an object without a status.
+    fn none() -> u64 {
+        EntityStatus::default().lists_digest()
+    }
+
+    /// `status` as the store keeps it.
+    fn trimmed<S: CatalogStatus>(status: &S) -> S {
+        let mut status = status.clone();
+        status.clear_lists();
+        status
     }
 
     #[test]
@@ -253,13 +251,26 @@ mod tests {
         let view = catalog
             .view_of(&EntityRef::new(Kind::Group, "org", "team"))
             .unwrap();
-        let status = desired::<Group>(&GroupStatus::default(), Some(1), &view, at(10)).unwrap();
+        let status = desired::<Group>(
+            &GroupStatus::default(),
+            GroupStatus::default().lists_digest(),
+            Some(1),
+            &view,
+            at(10),
+        )
+        .unwrap();
         assert_eq!(status.members, ["user:org/jane"]);
         assert_eq!(status.member_count, Some(1));
         let ready = conditions::find(&status.entity.conditions, READY).unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(
-            desired::<Group>(&status, Some(1), &view, at(20)),
+            desired::<Group>(
+                &trimmed(&status),
+                status.lists_digest(),
+                Some(1),
+                &view,
+                at(20)
+            ),
             None,
             "the same answer later is no write"
         );
@@ -281,7 +292,8 @@ mod tests {
             },
         );
         let view = catalog.view_of(&system).unwrap();
-        let status = desired::<System>(&EntityStatus::default(), Some(3), &view, at(0)).unwrap();
+        let status =
+            desired::<System>(&EntityStatus::default(), none(), Some(3), &view, at(0)).unwrap();
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),

@@ -17,6 +17,7 @@ mod component;
 mod kinds;
 mod ready;
 mod state;
+mod trim;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::Key;
 use super::kinds::{CatalogKind, KINDS};
+use super::trim::lists_digest;
 use crate::scoring::{self, Outcome, ParsedScorecard};
 
 /// The catalog and what the controllers know about how current it is.
@@ -46,6 +47,9 @@ struct Fed {
     generation: i64,
     /// Seen by the relist under way (meaningless while none is).
     listed: bool,
+    /// The digest of the lists in its status, which the store does not keep (see
+    /// `trim`).
+    lists: u64,
 }
 
 /// A catalog kind's listing progress. The objects a relist has seen are marked in
@@ -122,6 +126,7 @@ impl State {
                 let fed = Fed {
                     generation: object.meta().generation.unwrap_or_default(),
                     listed: true,
+                    lists: lists_digest(object.status()),
                 };
                 self.fed.insert(entity.clone(), fed);
                 self.catalog.upsert(entity, &object.refs())
@@ -374,19 +379,19 @@ impl State {
         true
     }
 
-    /// The view to write for `object`, if the catalog is current for it.
-    pub fn view_for<K: CatalogKind>(&self, object: &K) -> Option<EntityView> {
+    /// The view to write for `object`, if the catalog is current for it, and the
+    /// digest of the lists its status has.
+    pub fn view_for<K: CatalogKind>(&self, object: &K) -> Option<(EntityView, u64)> {
         let entity = EntityRef::new(
             K::KIND,
             &object.namespace().unwrap_or_default(),
             &object.name_any(),
         );
-        let current = self.synced
-            && self.fed.get(&entity).map(|fed| fed.generation) == object.meta().generation;
-        if !current {
+        let fed = self.fed.get(&entity)?;
+        if !self.synced || Some(fed.generation) != object.meta().generation {
             return None;
         }
-        self.catalog.view_of(&entity)
+        Some((self.catalog.view_of(&entity)?, fed.lists))
     }
 }
 
@@ -474,11 +479,11 @@ mod tests {
         state.on_environment(&watcher::Event::Init);
         state.on_environment(&watcher::Event::InitDone);
         list_the_rest(&mut state);
-        assert!(state.view_for(&a).unwrap().unresolved.is_empty());
+        assert!(state.view_for(&a).unwrap().0.unresolved.is_empty());
         state.on_entity::<Component>(&watcher::Event::Init);
         state.on_entity::<Component>(&watcher::Event::InitApply(guard(&a)));
         let affected = state.on_entity::<Component>(&watcher::Event::InitDone);
         assert!(affected.contains(&EntityRef::component("ns", "a")));
-        assert_eq!(state.view_for(&a).unwrap().unresolved.len(), 1);
+        assert_eq!(state.view_for(&a).unwrap().0.unresolved.len(), 1);
     }
 }
