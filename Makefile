@@ -68,7 +68,7 @@ test: testbed lint
 
 # Reports numbers; asserts nothing about them (tests assert behaviour, not timings).
 bench: testbed
-	cargo bench -q -p pave-catalog --bench catalog
+	cargo bench -q -p pave-catalog --bench catalog --bench memory
 	cargo bench -q -p pave-score --bench engine
 	PAVE_TESTBED_BIN="$$(bash $(SCRIPTS)/build-testbed.sh path)" \
 	PAVE_ARGOCD_BIN="$$(bash $(SCRIPTS)/build-argocd.sh path)" \
