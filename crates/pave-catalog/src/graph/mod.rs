@@ -13,6 +13,7 @@
 //! goes with it. Freed ids are handed out again, so memory follows the largest
 //! catalog seen, not the number of objects ever created.
 
+mod index;
 mod resolve;
 mod view;
 
@@ -91,7 +92,7 @@ impl Node {
 #[derive(Debug, Default)]
 pub struct Catalog {
     /// Every entity held, to its id; freed entities are removed.
-    ids: HashMap<EntityRef, Id>,
+    ids: index::Index,
     nodes: Vec<Node>,
     /// Ids of freed slots in `nodes`, reused before `nodes` grows.
     free: Vec<Id>,
@@ -120,8 +121,8 @@ impl Catalog {
 
     /// Removes an entity. Returns the entities whose view may have changed.
     pub fn remove(&mut self, entity: &EntityRef) -> Vec<EntityRef> {
-        match self.ids.get(entity) {
-            Some(&id) => self.replace(id, false, vec![], vec![]),
+        match self.ids.get(&self.nodes, entity) {
+            Some(id) => self.replace(id, false, vec![], vec![]),
             None => vec![],
         }
     }
@@ -140,8 +141,8 @@ impl Catalog {
     /// resolves to it. Returns the entities whose view may have changed.
     pub fn set_environment(&mut self, namespace: &str, name: &str, exists: bool) -> Vec<EntityRef> {
         let entity = EntityRef::resource(namespace, name);
-        let id = match self.ids.get(&entity) {
-            Some(&id) => id,
+        let id = match self.ids.get(&self.nodes, &entity) {
+            Some(id) => id,
             None if exists => self.intern(entity),
             None => return vec![],
         };
@@ -187,21 +188,21 @@ impl Catalog {
     }
 
     fn intern(&mut self, entity: EntityRef) -> Id {
-        if let Some(&id) = self.ids.get(&entity) {
+        if let Some(id) = self.ids.get(&self.nodes, &entity) {
             return id;
         }
         let id = match self.free.pop() {
             Some(id) => {
-                self.nodes[id as usize] = Node::new(entity.clone());
+                self.nodes[id as usize] = Node::new(entity);
                 id
             }
             None => {
                 let id = Id::try_from(self.nodes.len()).expect("fewer than 2^32 entities");
-                self.nodes.push(Node::new(entity.clone()));
+                self.nodes.push(Node::new(entity));
                 id
             }
         };
-        self.ids.insert(entity, id);
+        self.ids.insert(&self.nodes, id);
         id
     }
 
@@ -213,9 +214,11 @@ impl Catalog {
         if !node.unused() {
             return;
         }
-        let node = std::mem::replace(node, Node::free());
-        let held = self.ids.remove(&node.entity);
+        let held = self
+            .ids
+            .remove(&self.nodes, &self.nodes[id as usize].entity);
         debug_assert_eq!(held, Some(id), "a slot is freed once");
+        self.nodes[id as usize] = Node::free();
         self.derived.release(id);
         self.free.push(id);
     }
@@ -503,7 +506,10 @@ impl Catalog {
     /// Breadth-first search over dependsOn edges (tests and diagnostics).
     #[doc(hidden)]
     pub fn reaches(&self, from: &EntityRef, to: &EntityRef) -> bool {
-        let (Some(&from), Some(&to)) = (self.ids.get(from), self.ids.get(to)) else {
+        let (Some(from), Some(to)) = (
+            self.ids.get(&self.nodes, from),
+            self.ids.get(&self.nodes, to),
+        ) else {
             return false;
         };
         let mut seen = HashSet::from([from]);

@@ -56,7 +56,7 @@ impl Catalog {
 
     /// What the catalog says about an entity, or `None` if its object does not exist.
     pub fn view_of(&self, entity: &EntityRef) -> Option<EntityView> {
-        let &id = self.ids.get(entity)?;
+        let id = self.ids.get(&self.nodes, entity)?;
         let node = &self.nodes[id as usize];
         if !node.exists {
             return None;
