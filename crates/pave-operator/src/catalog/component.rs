@@ -141,9 +141,11 @@ mod tests {
         Timestamp::from_second(seconds).unwrap()
     }
 
-    /// The digest of a Component without a status.
-    fn none() -> u64 {
-        ComponentStatus::default().lists_digest()
+    /// The status first written for a Component of generation 1 seen as `view`.
+    fn first_status(view: &EntityView) -> ComponentStatus {
+        let none = ComponentStatus::default();
+        desired_status(&none, none.lists_digest(), Some(1), view, vec![], at(10))
+            .expect("a Component without a status is written")
     }
 
     /// `status` as the store keeps it.
@@ -172,15 +174,7 @@ mod tests {
             },
         );
         let view = catalog.view("ns", "a").unwrap();
-        let status = desired_status(
-            &ComponentStatus::default(),
-            none(),
-            Some(1),
-            &view,
-            vec![],
-            at(10),
-        )
-        .unwrap();
+        let status = first_status(&view);
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -207,15 +201,7 @@ mod tests {
             },
         );
         let view = catalog.view("ns", "a").unwrap();
-        let status = desired_status(
-            &ComponentStatus::default(),
-            none(),
-            Some(1),
-            &view,
-            vec![],
-            at(10),
-        )
-        .unwrap();
+        let status = first_status(&view);
         let ready = conditions::find(&status.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),

@@ -42,33 +42,22 @@ fn digest(relations: &[Relation], references: &[&[String]]) -> u64 {
     hasher.finish()
 }
 
-impl CatalogStatus for ComponentStatus {
-    fn lists_digest(&self) -> u64 {
-        digest(
-            &self.relations,
-            &[&self.unresolved_refs, &self.unchecked_refs],
-        )
-    }
-    fn clear_lists(&mut self) {
-        clear(&mut self.relations);
-        clear(&mut self.unresolved_refs);
-        clear(&mut self.unchecked_refs);
-    }
+/// Component's and the other kinds' statuses have the same three lists.
+macro_rules! catalog_status {
+    ($($status:ty),*) => {$(
+        impl CatalogStatus for $status {
+            fn lists_digest(&self) -> u64 {
+                digest(&self.relations, &[&self.unresolved_refs, &self.unchecked_refs])
+            }
+            fn clear_lists(&mut self) {
+                clear(&mut self.relations);
+                clear(&mut self.unresolved_refs);
+                clear(&mut self.unchecked_refs);
+            }
+        }
+    )*};
 }
-
-impl CatalogStatus for EntityStatus {
-    fn lists_digest(&self) -> u64 {
-        digest(
-            &self.relations,
-            &[&self.unresolved_refs, &self.unchecked_refs],
-        )
-    }
-    fn clear_lists(&mut self) {
-        clear(&mut self.relations);
-        clear(&mut self.unresolved_refs);
-        clear(&mut self.unchecked_refs);
-    }
-}
+catalog_status!(ComponentStatus, EntityStatus);
 
 impl CatalogStatus for GroupStatus {
     fn lists_digest(&self) -> u64 {
