@@ -26,28 +26,27 @@ impl Counting {
         let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
         PEAK.fetch_max(live, Ordering::Relaxed);
     }
-}
 
-// SAFETY: every call is passed to `System` unchanged; the counters only observe.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let ptr = unsafe { System.alloc(layout) };
+    /// Counts a new allocation of `layout` at `ptr`, unless it failed.
+    fn allocated(ptr: *mut u8, layout: Layout) -> *mut u8 {
         if !ptr.is_null() {
             Counting::grew(layout.size());
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         ptr
     }
+}
+
+// SAFETY: every call is passed to `System` unchanged; the counters only observe.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is `System`'s.
+        Counting::allocated(unsafe { System.alloc(layout) }, layout)
+    }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            Counting::grew(layout.size());
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        ptr
+        Counting::allocated(unsafe { System.alloc_zeroed(layout) }, layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
